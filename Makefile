@@ -1,0 +1,39 @@
+# The course's commands. Each one sets itself up on a fresh machine (Python >= 3.10 and make):
+# it creates .venv, installs ganlib with what the lessons and tests need, and prepares the data.
+#   make lab      open the course in JupyterLab
+#   make run      execute every lesson headlessly (papermill, profile auto) into build/
+#   make test     unit tests + every notebook in the smoke profile
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= auto
+
+.PHONY: install data lab run test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "the course needs Python >= 3.10, this is " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[course,test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (gan course)" > /dev/null
+	touch $(STAMP)
+
+# Fashion-MNIST: local files (data/ or Debian's /usr/share/datasets) or a download. Lessons 01-02
+# need no images, so a machine without it can still run them; the message says how to get it.
+data: $(STAMP)
+	@$(PY) -m ganlib.data fashion_mnist || echo "note: continuing without Fashion-MNIST (see above)"
+
+lab: install data
+	$(VENV)/bin/jupyter lab notebooks/
+
+run: install data
+	$(PY) tools/course.py run --profile $(PROFILE) --out build
+
+test: install data
+	$(PY) -m pytest
+
+clean:
+	rm -rf build .pytest_cache

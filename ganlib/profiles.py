@@ -1,0 +1,85 @@
+"""Run profiles, seeding and device choice.
+
+Every lesson runs in one of three profiles:
+
+- ``smoke``: proves every code path runs, in seconds on two CPU cores; results are meaningless.
+- ``cpu``:   a laptop or free Colab without GPU; minutes, results recognisably right.
+- ``gpu``:   one modern GPU; at most ten minutes, results at the lesson's quality target.
+
+``"auto"`` resolves to the environment variable ``GANLIB_PROFILE`` when it is set (that is how
+``make test`` runs every notebook in ``smoke``), else ``gpu`` when CUDA is present, else ``cpu``.
+The per-profile numbers themselves live in each notebook, where students can see them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "gpu")
+ENV_VAR = "GANLIB_PROFILE"
+
+
+def _check(name: str) -> str:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles are {', '.join(PROFILES)} or 'auto'")
+    return name
+
+
+def resolve(profile: str = "auto") -> str:
+    """The concrete profile for ``profile``: an explicit name wins, ``"auto"`` consults the environment."""
+    if profile != "auto":
+        return _check(profile)
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env and env != "auto":
+        return _check(env)
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``cuda`` if present, else Apple's ``mps``, else ``cpu``; or exactly the device asked for."""
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def setup(profile: str = "auto", seed: int = 0, device: str = "auto") -> tuple[str, torch.device]:
+    """Resolve the profile, seed everything and choose the device; print one line saying so.
+
+    The ``smoke`` profile always runs on the CPU: it is a test of the code paths, and CPU keeps it
+    identical on every machine.
+    """
+    profile = resolve(profile)
+    seed_everything(seed)
+    dev = torch.device("cpu") if profile == "smoke" and device == "auto" else pick_device(device)
+    note = "  (smoke: results are meaningless)" if profile == "smoke" else ""
+    print(f"profile={profile}  device={dev}  seed={seed}  torch={torch.__version__}{note}")
+    return profile, dev
+
+
+def choose(presets: dict[str, dict], profile: str, **overrides) -> dict:
+    """The preset of ``profile`` with every override that is not ``None`` applied.
+
+    Lessons keep a dict of per-profile defaults in plain sight and let papermill parameters
+    (which default to ``None``) override single entries.
+    """
+    if profile not in presets:
+        raise ValueError(f"no preset for profile {profile!r}; presets exist for {', '.join(presets)}")
+    unknown = set(overrides) - set(presets[profile])
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(presets[profile])}")
+    return {**presets[profile], **{k: v for k, v in overrides.items() if v is not None}}

@@ -1,0 +1,75 @@
+"""The analytic pieces of lesson 01: the value function, the optimal discriminator, divergences.
+
+All functions work on densities evaluated on a uniform grid with spacing ``dx`` (in any number of
+dimensions: pass the area or volume of one grid cell), and integrals are Riemann sums. Natural
+logarithms throughout, so divergences are in nats and the minimum of V is -log 4.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def optimal_discriminator(p_data, p_g) -> torch.Tensor:
+    """D*(x) = p_data(x) / (p_data(x) + p_g(x))   (Goodfellow et al. 2014, Prop. 1).
+
+    Where both densities vanish D* is undefined (no sample lands there); we return 1/2.
+    """
+    p_data, p_g = torch.as_tensor(p_data), torch.as_tensor(p_g)
+    total = p_data + p_g
+    safe_total = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, p_data / safe_total, torch.full_like(total, 0.5))
+
+
+def value_function(d, p_data, p_g, dx: float) -> torch.Tensor:
+    """V(D, G) = E_{x~p_data}[log D(x)] + E_{x~p_g}[log(1 - D(x))], integrated on the grid.
+
+    ``d`` holds D(x) as probabilities in [0, 1]. Terms where a density is zero contribute zero,
+    which is the limit of p log D as p -> 0.
+    """
+    d, p_data, p_g = torch.as_tensor(d), torch.as_tensor(p_data), torch.as_tensor(p_g)
+    real = torch.where(p_data > 0, p_data * torch.log(d), torch.zeros_like(d))  # -inf if D = 0 where data lives
+    fake = torch.where(p_g > 0, p_g * torch.log(1 - d), torch.zeros_like(d))
+    return (real + fake).sum() * dx
+
+
+def kl_divergence(p, q, dx: float) -> torch.Tensor:
+    """KL(p || q) = integral p(x) log(p(x) / q(x)) dx, with 0 log 0 = 0 (infinite if q = 0 < p)."""
+    p, q = torch.as_tensor(p), torch.as_tensor(q)
+    ratio = torch.where(p > 0, p / q, torch.ones_like(p))
+    return (torch.where(p > 0, p * torch.log(ratio), torch.zeros_like(p))).sum() * dx
+
+
+def js_divergence(p, q, dx: float) -> torch.Tensor:
+    """JSD(p || q) = 1/2 KL(p || m) + 1/2 KL(q || m) with m = (p + q) / 2; between 0 and log 2."""
+    p, q = torch.as_tensor(p), torch.as_tensor(q)
+    m = (p + q) / 2
+    return 0.5 * kl_divergence(p, m, dx) + 0.5 * kl_divergence(q, m, dx)
+
+
+def optimal_value(p_data, p_g, dx: float) -> torch.Tensor:
+    """V(D*, G), the value once D is optimal. Equals -log 4 + 2 JSD(p_data || p_g) (Goodfellow Thm. 1).
+
+    Computed from log-densities, log D* = log p_data - log(p_data + p_g): in the tails D* rounds to
+    exactly 0 or 1 in floating point, and log(1 - D*) taken literally would be -inf.
+    """
+    p, q = torch.as_tensor(p_data), torch.as_tensor(p_g)
+    log_m = torch.log(p + q)
+    real = torch.where(p > 0, p * (torch.log(p) - log_m), torch.zeros_like(p))
+    fake = torch.where(q > 0, q * (torch.log(q) - log_m), torch.zeros_like(q))
+    return (real + fake).sum() * dx
+
+
+def g_loss_gradients(d_fake_prob) -> dict[str, torch.Tensor]:
+    """How hard each generator loss pushes, as a function of D(G(z)), in closed form.
+
+    With a = logit D(G(z)) and D = sigmoid(a), the gradient reaching G is dL/da:
+
+    - saturating (minimax) loss    L = log(1 - D):  dL/da = -D        -> vanishes as D -> 0
+    - non-saturating loss          L = -log D:      dL/da = -(1 - D)  -> strongest as D -> 0
+
+    Early in training D confidently rejects fakes (D(G(z)) near 0): exactly where the minimax loss
+    gives G almost no signal.
+    """
+    d = torch.as_tensor(d_fake_prob)
+    return {"saturating": -d, "nonsaturating": -(1 - d)}

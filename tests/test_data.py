@@ -1,0 +1,145 @@
+import gzip
+import math
+import struct
+import time
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+from torch.testing import assert_close
+
+from ganlib import data
+
+
+def test_mixture_density_matches_scipy_in_one_dimension():
+    mix = data.GaussianMixture([[-2.0], [1.0]], [0.5, 1.5], weights=[1, 3])
+    x = torch.linspace(-6, 6, 101)
+    expected = 0.25 * norm.pdf(x, -2, 0.5) + 0.75 * norm.pdf(x, 1, 1.5)
+    assert_close(mix.density(x), torch.as_tensor(expected, dtype=torch.float32), rtol=1e-5, atol=1e-7)
+    assert_close(mix.density(x[:, None]), mix.density(x))  # (n,) and (n, 1) are the same points
+
+
+def test_two_dimensional_density_integrates_to_one():
+    for target in (data.ring(std=0.1), data.grid(std=0.2), data.gaussian([0.5, -0.5], 0.7)):
+        ticks = torch.linspace(-7, 7, 561)
+        area = float(ticks[1] - ticks[0]) ** 2
+        assert abs(float(target.density(torch.cartesian_prod(ticks, ticks)).sum()) * area - 1) < 1e-3
+
+
+def test_samples_follow_the_mixture():
+    gen = torch.Generator().manual_seed(0)
+    mix = data.GaussianMixture([[-2.0], [1.0]], [0.5, 1.5], weights=[1, 3])
+    x = mix.sample(200_000, generator=gen)
+    mean = 0.25 * -2 + 0.75 * 1
+    var = 0.25 * (0.25 + 4) + 0.75 * (2.25 + 1) - mean**2
+    assert x.shape == (200_000, 1)
+    assert abs(float(x.mean()) - mean) < 0.01 and abs(float(x.var()) - var) < 0.03
+
+
+def test_ring_and_grid_have_the_published_layouts():
+    r = data.ring()
+    assert_close(r.means.norm(dim=1), torch.ones(8))
+    assert_close(r.means[2], torch.tensor([0.0, 1.0]), atol=1e-6, rtol=0)
+    g = data.grid()
+    assert sorted(set(g.means[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0] and len(g.means) == 25
+    assert_close(torch.stack([r.stds[0], g.stds[0]]), torch.tensor([0.01, 0.05]))  # float32
+
+
+def test_swiss_roll_samples_and_refuses_a_density():
+    x = data.SwissRoll().sample(1000)
+    assert x.shape == (1000, 2) and x.abs().max() < 2.5
+    with pytest.raises(NotImplementedError):
+        data.SwissRoll().density(x)
+
+
+def test_bad_shapes_and_parameters_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        data.ring().density(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="positive std"):
+        data.GaussianMixture([[0.0], [1.0]], [1.0, -1.0])
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    (gzip.open if path.suffix == ".gz" else open)(path, "wb").write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_read_idx_round_trip(tmp_path, suffix):
+    a = np.random.default_rng(0).integers(0, 256, size=(3, 4, 5))
+    _write_idx(tmp_path / f"x-idx3-ubyte{suffix}", a)
+    assert np.array_equal(data.read_idx(tmp_path / f"x-idx3-ubyte{suffix}"), a)
+
+
+def test_mnist_like_files_in_the_data_root_are_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_ROOT", tmp_path / "nowhere")
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    imgs = np.zeros((4, 28, 28), dtype=np.uint8)
+    imgs[1] = 255
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", imgs)
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([3, 1, 4, 1]))
+    ds = data.load_images("fashion_mnist", split="test", root=tmp_path, download=False)
+    assert ds.x.shape == (4, 1, 28, 28) and ds.shape == (1, 28, 28)
+    assert ds.x[0].min() == -1 and ds.x[1].max() == 1  # [0, 255] -> [-1, 1]
+    assert ds.y.tolist() == [3, 1, 4, 1] and ds.classes[3] == "Dress"
+
+
+def test_unavailable_dataset_fails_fast_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_ROOT", tmp_path / "nowhere")
+    start = time.perf_counter()
+    for name, hint in [("fashion_mnist", "apt-get install dataset-fashion-mnist"), ("cifar10", "cifar-10-python"),
+                       ("mnist", "IDX files")]:
+        with pytest.raises(data.DatasetUnavailable, match=hint) as err:
+            data.load_images(name, root=tmp_path, download=False)
+        assert "GANLIB_DATA" in str(err.value)
+    assert time.perf_counter() - start < 10  # no network call was attempted
+
+
+def test_offline_environment_disables_downloads(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_ROOT", tmp_path / "nowhere")
+    monkeypatch.setenv("GANLIB_OFFLINE", "1")
+    monkeypatch.setattr(data, "_download", lambda *a: pytest.fail("download attempted while offline"))
+    with pytest.raises(data.DatasetUnavailable):
+        data.load_images("mnist", root=tmp_path)
+
+
+def test_a_failed_download_becomes_instructions(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_ROOT", tmp_path / "nowhere")
+
+    def refuse(*args):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(data, "_download", refuse)
+    with pytest.raises(data.DatasetUnavailable, match="network is unreachable"):
+        data.load_images("mnist", root=tmp_path, download=True)
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="fashion_mnist, mnist, cifar10, celeba"):
+        data.load_images("imagenet")
+    with pytest.raises(ValueError, match="split"):
+        data.load_images("mnist", split="validation")
+
+
+def _fashion_mnist_or_skip(split):
+    try:
+        return data.load_images("fashion_mnist", split=split, download=False)
+    except data.DatasetUnavailable:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+
+
+def test_real_fashion_mnist_is_complete_and_scaled():
+    for split, n in [("train", 60_000), ("test", 10_000)]:
+        ds = _fashion_mnist_or_skip(split)
+        assert ds.x.shape == (n, 1, 28, 28) and ds.x.dtype == torch.float32
+        assert float(ds.x.min()) == -1.0 and float(ds.x.max()) == 1.0
+        assert torch.bincount(ds.y).tolist() == [n // 10] * 10  # balanced classes
+
+
+def test_batches_are_drawn_on_the_device_by_indexing():
+    ds = data.ImageSet(torch.arange(10.0).reshape(10, 1, 1, 1), torch.arange(10), tuple("abcdefghij"), "toy")
+    x, y = ds.sample(64, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (64, 1, 1, 1) and torch.equal(x.flatten().long(), y)  # images stay paired with labels
+    assert len(set(y.tolist())) > 5 and len(ds) == 10

@@ -1,0 +1,62 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from ganlib import profiles
+
+
+def test_explicit_profiles_resolve_to_themselves(monkeypatch):
+    monkeypatch.setenv("GANLIB_PROFILE", "gpu")  # the environment only overrides "auto"
+    for name in ("smoke", "cpu", "gpu"):
+        assert profiles.resolve(name) == name
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="smoke, cpu, gpu"):
+        profiles.resolve("fast")
+
+
+def test_auto_follows_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("GANLIB_PROFILE", "smoke")
+    assert profiles.resolve("auto") == "smoke"
+    monkeypatch.setenv("GANLIB_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="turbo"):
+        profiles.resolve("auto")
+
+
+def test_auto_without_environment_follows_cuda(monkeypatch):
+    monkeypatch.delenv("GANLIB_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert profiles.resolve() == "gpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profiles.resolve() == "cpu"
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw():
+        return torch.randn(3), np.random.rand(3), random.random()
+
+    profiles.seed_everything(123)
+    a = draw()
+    profiles.seed_everything(123)
+    b = draw()
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    profiles.seed_everything(124)
+    assert not torch.equal(draw()[0], a[0])
+
+
+def test_smoke_runs_on_the_cpu(capsys):
+    profile, device = profiles.setup("smoke", seed=1)
+    assert (profile, device.type) == ("smoke", "cpu")
+    assert "meaningless" in capsys.readouterr().out
+
+
+def test_choose_applies_only_given_overrides():
+    presets = {"smoke": {"steps": 10, "lr": 1e-3}, "cpu": {"steps": 1000, "lr": 1e-3}}
+    assert profiles.choose(presets, "cpu", steps=None, lr=2e-4) == {"steps": 1000, "lr": 2e-4}
+    with pytest.raises(ValueError, match="unknown setting"):
+        profiles.choose(presets, "cpu", stepz=5)
+    with pytest.raises(ValueError, match="no preset for profile 'gpu'"):
+        profiles.choose(presets, "gpu")
