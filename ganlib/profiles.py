@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -83,3 +84,16 @@ def choose(presets: dict[str, dict], profile: str, **overrides) -> dict:
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(presets[profile])}")
     return {**presets[profile], **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def checkpoint_dir(lesson: str) -> Path:
+    """Where a lesson keeps its checkpoints: ``$GANLIB_CHECKPOINTS/<lesson>``, else the course's
+    ``checkpoints/<lesson>`` (git-ignored), else ``./checkpoints/<lesson>``. Created if missing."""
+    if os.environ.get("GANLIB_CHECKPOINTS"):
+        root = Path(os.environ["GANLIB_CHECKPOINTS"])
+    else:
+        course = Path(__file__).resolve().parents[1]
+        root = course / "checkpoints" if (course / "notebooks").is_dir() else Path("checkpoints")
+    path = root / lesson
+    path.mkdir(parents=True, exist_ok=True)
+    return path

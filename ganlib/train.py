@@ -3,7 +3,8 @@
 A lesson writes its own ``d_step()`` and ``g_step()`` (each returns a dict of scalar tensors to
 log) and hands them to ``fit``, which adds what every lesson needs: ``n_critic`` D steps per G
 step, an EMA of G, a progress bar, a history of losses and timings, fixed-z snapshots,
-checkpoints that resume exactly, and a guard against NaN/inf losses.
+checkpoints that resume exactly (``ganlib.checkpoint``), a guard against NaN/inf losses, and a
+health summary that names the classic failures.
 
 The hot loop never synchronises with the host: logged values are summed on the device and read
 back once every ``log_every`` steps.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from . import losses
+from .checkpoint import load as load_checkpoint, save as save_checkpoint
+from .speed import autocast
 
 StepFn = Callable[[], dict[str, torch.Tensor]]
 
@@ -78,24 +82,56 @@ class GANState:
 # ---------------------------------------------------------------------------------------------
 
 
-def discriminator_step(D, opt_D, d_loss, x_real, x_fake) -> dict[str, torch.Tensor]:
-    """One update of D on ``d_loss(D(x_real), D(x_fake))``. ``x_fake`` is detached: no gradient reaches G."""
-    d_real, d_fake = D(x_real), D(x_fake.detach())
-    loss = d_loss(d_real, d_fake)
-    opt_D.zero_grad(set_to_none=True)
+def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss``: clear gradients (to None), backpropagate, step."""
+    opt.zero_grad(set_to_none=True)
     loss.backward()
-    opt_D.step()
-    return {"loss_D": loss.detach(), "D(x)": torch.sigmoid(d_real.detach()).mean(),
-            "D(G(z))": torch.sigmoid(d_fake.detach()).mean()}
+    opt.step()
 
 
-def generator_step(D, opt_G, g_loss, x_fake) -> dict[str, torch.Tensor]:
+def discriminator_step(D, opt_D, d_loss, x_real, x_fake, amp: bool = False) -> dict[str, torch.Tensor]:
+    """One update of D on ``d_loss(D(x_real), D(x_fake))``. ``x_fake`` is detached: no gradient reaches G.
+
+    With ``amp`` the forward passes run in bf16 autocast; the loss is always taken in fp32.
+    """
+    with autocast(x_real.device, amp):
+        d_real, d_fake = D(x_real), D(x_fake.detach())
+    loss = d_loss(d_real.float(), d_fake.float())
+    update(opt_D, loss)
+    return {"loss_D": loss.detach(), "D(x)": torch.sigmoid(d_real.detach().float()).mean(),
+            "D(G(z))": torch.sigmoid(d_fake.detach().float()).mean()}
+
+
+def generator_step(D, opt_G, g_loss, x_fake, amp: bool = False) -> dict[str, torch.Tensor]:
     """One update of G on ``g_loss(D(x_fake))``; D's parameters get gradients but are not stepped."""
-    loss = g_loss(D(x_fake))
-    opt_G.zero_grad(set_to_none=True)
-    loss.backward()
-    opt_G.step()
+    with autocast(x_fake.device, amp):
+        d_fake = D(x_fake)
+    loss = g_loss(d_fake.float())
+    update(opt_G, loss)
     return {"loss_G": loss.detach()}
+
+
+def gan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, d_loss=losses.d_loss_nonsaturating,
+              g_loss=losses.g_loss_nonsaturating, amp: bool = False) -> tuple[StepFn, StepFn]:
+    """``d_step`` and ``g_step`` for ``fit``, for an unconditional image GAN.
+
+    Real batches are drawn by indexing the device-resident ``images`` (``data.ImageSet``), noise
+    is drawn on the device, and nothing is copied to the host. ``G`` must have a ``z_dim``.
+    """
+    device = images.x.device
+
+    def d_step():
+        x_real, _ = images.sample(batch_size)
+        with torch.no_grad(), autocast(device, amp):
+            x_fake = G(torch.randn(batch_size, G.z_dim, device=device))
+        return discriminator_step(D, opt_D, d_loss, x_real, x_fake, amp)
+
+    def g_step():
+        with autocast(device, amp):
+            x_fake = G(torch.randn(batch_size, G.z_dim, device=device))
+        return generator_step(D, opt_G, g_loss, x_fake, amp)
+
+    return d_step, g_step
 
 
 @torch.no_grad()
@@ -105,60 +141,6 @@ def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
         p_ema.lerp_(p, 1.0 - beta)
     for b_ema, b in zip(G_ema.buffers(), G.buffers()):
         b_ema.copy_(b)
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(),
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]]}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-
-
-def save_checkpoint(path: str | os.PathLike, state: GANState) -> None:
-    """Write models, optimisers, EMA, step, history and every RNG state; atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"step": state.step, "G": state.G.state_dict(), "D": state.D.state_dict(),
-            "opt_G": state.opt_G.state_dict(), "opt_D": state.opt_D.state_dict(),
-            "G_ema": None if state.G_ema is None else state.G_ema.state_dict(),
-            "history": state.history.state_dict(), "rng": _rng_state()}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, state: GANState) -> GANState:
-    """Restore ``state`` (in place) and the RNGs from ``path``, loaded with ``weights_only=True``."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    state.G.load_state_dict(blob["G"])
-    state.D.load_state_dict(blob["D"])
-    state.opt_G.load_state_dict(blob["opt_G"])
-    state.opt_D.load_state_dict(blob["opt_D"])
-    if (blob["G_ema"] is None) != (state.G_ema is None):
-        raise ValueError(f"{path}: the checkpoint {'lacks' if blob['G_ema'] is None else 'has'} an EMA generator "
-                         "but this state does not match; build the state the same way as when it was saved")
-    if state.G_ema is not None:
-        state.G_ema.load_state_dict(blob["G_ema"])
-    state.step = int(blob["step"])
-    state.history.load_state_dict(blob["history"])
-    _set_rng_state(blob["rng"])
-    return state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +162,7 @@ class _Meter:
     """Sums logged tensors on the device; ``flush`` reads them back once (one host sync)."""
 
     def __init__(self):
-        self.sums, self.counts = {}, {}
+        self.sums, self.counts, self.since = {}, {}, time.perf_counter()
 
     def add(self, values: dict[str, torch.Tensor]) -> None:
         for k, v in values.items():
@@ -188,23 +170,21 @@ class _Meter:
             self.sums[k] = self.sums[k] + v if k in self.sums else v
             self.counts[k] = self.counts.get(k, 0) + 1
 
-    def flush(self) -> dict[str, float]:
-        if not self.sums:
-            return {}
+    def flush(self) -> tuple[dict[str, float], float]:
+        """Means since the last flush, and the wall-clock seconds they took (honest: after the sync)."""
         keys = list(self.sums)
-        totals = torch.stack([self.sums[k] for k in keys]).cpu().tolist()  # the one sync
+        totals = torch.stack([self.sums[k] for k in keys]).cpu().tolist() if keys else []  # the one sync
         means = {k: t / self.counts[k] for k, t in zip(keys, totals)}
-        self.sums, self.counts = {}, {}
-        return means
+        now = time.perf_counter()
+        seconds, self.sums, self.counts, self.since = now - self.since, {}, {}, now
+        return means, seconds
 
 
-def _log(state: GANState, meter: _Meter, bar, since: float) -> float:
-    means = meter.flush()  # host sync: also makes the interval's timing honest
-    now = time.perf_counter()
+def _log(state: GANState, meter: _Meter, bar) -> None:
+    means, seconds = meter.flush()
     _check_finite(means, state.history.steps[-1] if state.history.steps else 0, state.step)
-    state.history.add(state.step, means, now - since)
+    state.history.add(state.step, means, seconds)
     bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-    return now
 
 
 @torch.no_grad()
@@ -212,25 +192,30 @@ def _snapshot(state: GANState, snapshot: Callable[[], torch.Tensor]) -> None:
     state.history.snapshots.append((state.step, snapshot().detach().float().cpu()))
 
 
+def _due(step: int, every: int, last: int) -> bool:
+    return step == last or (every > 0 and step % every == 0)
+
+
 def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic: int = 1,
         ema_beta: float = 0.999, log_every: int = 50, snapshot: Callable[[], torch.Tensor] | None = None,
         snapshot_every: int = 0, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
-        progress: bool = True) -> History:
+        on_log: Callable[[GANState], None] | None = None, progress: bool = True) -> History:
     """Train until ``state.step == steps``: each step runs ``d_step`` n_critic times, then ``g_step``.
 
     If ``checkpoint`` names an existing file, training resumes from it (and does nothing if it
     already reached ``steps``): load a checkpoint if present, else train. Checkpoints are written
     every ``checkpoint_every`` steps and at the end. ``snapshot()`` (e.g. ``G_ema(z_fixed)``) is
-    recorded every ``snapshot_every`` steps. Raises ``TrainingDiverged`` if a logged value turns NaN/inf.
+    recorded every ``snapshot_every`` steps; ``on_log(state)`` runs after each logged row.
+    Raises ``TrainingDiverged`` if a logged value turns NaN or infinite.
     """
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(checkpoint, state)
-        print(f"resumed from {checkpoint} at step {state.step}")
+        print(f"resumed from {checkpoint} at step {state.step} of {steps}")
     if state.step >= steps:
         return state.history
     if snapshot is not None and snapshot_every and state.step == 0:
         _snapshot(state, snapshot)
-    meter, since = _Meter(), time.perf_counter()
+    meter = _Meter()
     bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="training", dynamic_ncols=True)
     while state.step < steps:
         for _ in range(n_critic):
@@ -240,12 +225,89 @@ def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic
             ema_update(state.G_ema, state.G, ema_beta)
         state.step += 1
         bar.update()
-        save_now = checkpoint is not None and (state.step == steps or checkpoint_every and state.step % checkpoint_every == 0)
-        if save_now or state.step % log_every == 0 or state.step == steps:
-            since = _log(state, meter, bar, since)
-        if snapshot is not None and snapshot_every and (state.step % snapshot_every == 0 or state.step == steps):
+        save_now = checkpoint is not None and _due(state.step, checkpoint_every, steps)
+        if save_now or _due(state.step, log_every, steps):
+            _log(state, meter, bar)
+            if on_log is not None:
+                on_log(state)
+        if snapshot is not None and snapshot_every and _due(state.step, snapshot_every, steps):
             _snapshot(state, snapshot)
         if save_now:
             save_checkpoint(checkpoint, state)
     bar.close()
     return state.history
+
+
+# ---------------------------------------------------------------------------------------------
+# Health
+# ---------------------------------------------------------------------------------------------
+
+
+def _diversity(x: torch.Tensor) -> float:
+    """Mean pairwise L2 distance between the samples of a batch (B, ...)."""
+    flat = x.reshape(len(x), -1).float()
+    return float(torch.pdist(flat).mean())
+
+
+@dataclass
+class Health:
+    """What the end of a run looks like, and which classic failures it shows."""
+
+    means: dict[str, float]
+    diversity: float | None  # last snapshot's diversity relative to real data (1 = as diverse)
+    warnings: list[str]
+
+    def __str__(self) -> str:
+        lines = ["end of training: " + ", ".join(f"{k} {v:.3g}" for k, v in self.means.items())]
+        if self.diversity is not None:
+            lines.append(f"fixed-z samples are {self.diversity:.2f}x as diverse as real data")
+        lines += [f"WARNING: {w}" for w in self.warnings] or ["no warning signs"]
+        return "\n".join(lines)
+
+
+def health(history: History, real: torch.Tensor | None = None, window: float = 0.2) -> Health:
+    """Check the last ``window`` of the logged history for the classic failure signatures.
+
+    - D overpowering G: D(x) -> 1 and D(G(z)) -> 0, so the generator's gradient vanishes;
+    - D collapsing: D(G(z)) above D(x) for long, i.e. D no longer tells real from fake;
+    - mode collapse: the last fixed-z snapshot far less diverse than a real batch ``real``.
+    """
+    rows = max(1, int(round(len(history.steps) * window)))
+    means = {k: float(np.mean(v[-rows:])) for k, v in history.values.items()}
+    warnings = []
+    p_real, p_fake = means.get("D(x)"), means.get("D(G(z))")
+    if p_real is not None and p_fake is not None:
+        if p_real > 0.9 and p_fake < 0.1:
+            warnings.append("D is overpowering G (D(x) near 1, D(G(z)) near 0): G's gradient vanishes. "
+                            "Lower D's learning rate, raise G's, or regularise D.")
+        if p_fake > p_real + 0.1:
+            warnings.append("D rates fakes above real data: D has collapsed or is far too weak.")
+    ratio = None
+    if real is not None and history.snapshots:
+        fake = history.snapshots[-1][1]
+        ratio = _diversity(fake) / _diversity(real[: len(fake)].cpu())
+        if ratio < 0.5:
+            warnings.append(f"fixed-z samples are only {ratio:.2f}x as diverse as real data: likely mode collapse.")
+    return Health(means, ratio, warnings)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256) -> nn.Module:
+    """Re-estimate G's BatchNorm running statistics from its own outputs, then switch to eval mode.
+
+    An EMA generator averages weights but inherits running statistics measured on the raw G;
+    "standing statistics" (Brock et al. 2019) recompute them as a plain average over ``batches``
+    batches of fresh noise. ``G`` must have a ``z_dim``.
+    """
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    device = next(G.parameters()).device
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over all batches seen
+    G.train()
+    for _ in range(batches):
+        G(torch.randn(batch_size, G.z_dim, device=device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return G.eval()

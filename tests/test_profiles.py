@@ -60,3 +60,9 @@ def test_choose_applies_only_given_overrides():
         profiles.choose(presets, "cpu", stepz=5)
     with pytest.raises(ValueError, match="no preset for profile 'gpu'"):
         profiles.choose(presets, "gpu")
+
+
+def test_checkpoint_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLIB_CHECKPOINTS", str(tmp_path))
+    path = profiles.checkpoint_dir("03_dcgan")
+    assert path == tmp_path / "03_dcgan" and path.is_dir()

@@ -1,68 +1,14 @@
 import copy
-import pickle
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
 
+import toy_gan as toy
 from ganlib import losses, train
 
 
-class NotATensor:
-    """Any class at all: a checkpoint holding one can only be read by full (unsafe) unpickling."""
-
-
-def _models(seed=0):
-    torch.manual_seed(seed)
-    G = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
-    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
-    return G, D
-
-
-def _state(seed=0, ema=True):
-    G, D = _models(seed)
-    opt_G = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999))
-    return train.GANState.with_ema(G, D, opt_G, opt_D) if ema else train.GANState(G, D, opt_G, opt_D)
-
-
-def _steps(state, batch=32):
-    """Step functions that consume torch and numpy randomness, as real lessons do."""
-
-    def real():
-        shift = float(np.random.uniform(-0.1, 0.1))  # numpy RNG too: resume must restore it
-        return torch.randn(batch, 2) * 0.5 + 1.0 + shift
-
-    def d_step():
-        with torch.no_grad():
-            x_fake = state.G(torch.randn(batch, 4))
-        return train.discriminator_step(state.D, state.opt_D, losses.d_loss_nonsaturating, real(), x_fake)
-
-    def g_step():
-        return train.generator_step(state.D, state.opt_G, losses.g_loss_nonsaturating, state.G(torch.randn(batch, 4)))
-
-    return d_step, g_step
-
-
-def _everything(state):
-    return {"G": state.G.state_dict(), "D": state.D.state_dict(), "G_ema": state.G_ema.state_dict(),
-            "opt_G": state.opt_G.state_dict()["state"], "opt_D": state.opt_D.state_dict()["state"]}
-
-
-def _assert_identical(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _assert_identical(a[k], b[k])
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    else:
-        assert a == b
-
-
 def test_no_gradient_reaches_g_in_the_d_step():
-    G, D = _models()
+    G, D = toy.models()
     opt_D = torch.optim.SGD(D.parameters(), 0.1)
     before = copy.deepcopy(D.state_dict())
     x_fake = G(torch.randn(8, 4))  # built with a graph back into G, as a careless lesson would
@@ -72,18 +18,18 @@ def test_no_gradient_reaches_g_in_the_d_step():
 
 
 def test_the_g_step_moves_g_and_leaves_d_alone():
-    G, D = _models()
+    G, D = toy.models()
     opt_G = torch.optim.SGD(G.parameters(), 0.1)
     g_before, d_before = copy.deepcopy(G.state_dict()), copy.deepcopy(D.state_dict())
     out = train.generator_step(D, opt_G, losses.g_loss_nonsaturating, G(torch.randn(8, 4)))
     assert set(out) == {"loss_G"} and not out["loss_G"].requires_grad
     assert not torch.equal(g_before["0.weight"], G.state_dict()["0.weight"])
-    _assert_identical(d_before, D.state_dict())
+    toy.assert_identical(d_before, D.state_dict())
 
 
 def test_ema_update_is_the_convex_combination():
-    G, _ = _models(0)
-    G_ema, _ = _models(1)
+    G, _ = toy.models(0)
+    G_ema, _ = toy.models(1)
     G_ema.eval()
     G.train()(torch.randn(8, 4))  # changes BatchNorm's running statistics
     old = copy.deepcopy(G_ema.state_dict())
@@ -92,12 +38,12 @@ def test_ema_update_is_the_convex_combination():
         torch.testing.assert_close(p_ema, 0.9 * old[name] + 0.1 * p.detach())
     torch.testing.assert_close(G_ema[1].running_mean, G[1].running_mean)  # buffers are copied
     train.ema_update(G_ema, G, beta=0.0)
-    _assert_identical(G_ema.state_dict(), G.state_dict())
+    toy.assert_identical(G_ema.state_dict(), G.state_dict())
 
 
 def test_fit_runs_n_critic_d_steps_per_g_step_and_logs_each_interval():
-    state = _state()
-    d_step, g_step = _steps(state)
+    state = toy.state()
+    d_step, g_step = toy.steps(state)
     calls = {"d": 0, "g": 0}
 
     def counted(fn, key):
@@ -114,78 +60,35 @@ def test_fit_runs_n_critic_d_steps_per_g_step_and_logs_each_interval():
 
 
 def test_logged_values_are_read_back_once_per_interval(monkeypatch):
-    state = _state()
+    state = toy.state()
     flushes = []
     original = train._Meter.flush
     monkeypatch.setattr(train._Meter, "flush", lambda self: flushes.append(1) or original(self))
-    train.fit(state, *_steps(state), steps=40, log_every=20, progress=False)
+    train.fit(state, *toy.steps(state), steps=40, log_every=20, progress=False)
     assert len(flushes) == 2  # one host sync per 20 steps, none per step
 
 
 def test_snapshots_are_taken_at_start_every_interval_and_end():
-    state = _state()
+    state = toy.state()
     z = torch.randn(6, 4)
-    history = train.fit(state, *_steps(state), steps=25, snapshot=lambda: state.G_ema(z), snapshot_every=10,
+    history = train.fit(state, *toy.steps(state), steps=25, snapshot=lambda: state.G_ema(z), snapshot_every=10,
                         progress=False)
     assert [s for s, _ in history.snapshots] == [0, 10, 20, 25]
     assert history.snapshots[-1][1].shape == (6, 2) and not history.snapshots[-1][1].requires_grad
 
 
-def test_checkpoint_round_trip(tmp_path):
-    state = _state()
-    train.fit(state, *_steps(state), steps=7, log_every=5, progress=False)
-    train.save_checkpoint(tmp_path / "c.pt", state)
-    fresh = train.load_checkpoint(tmp_path / "c.pt", _state(seed=5))
-    _assert_identical(_everything(state), _everything(fresh))
-    assert fresh.step == 7 and fresh.history.steps == [5, 7]
-
-
-def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
-    torch.manual_seed(0), np.random.seed(0)
-    straight = _state()
-    train.fit(straight, *_steps(straight), steps=30, log_every=5, progress=False)
-
-    torch.manual_seed(0), np.random.seed(0)
-    first = _state()
-    path = tmp_path / "run.pt"
-    train.fit(first, *_steps(first), steps=15, log_every=5, checkpoint=path, progress=False)
-    torch.manual_seed(99), np.random.seed(99)  # whatever happens in between must not matter
-    second = _state(seed=3)
-    train.fit(second, *_steps(second), steps=30, log_every=5, checkpoint=path, progress=False)
-
-    _assert_identical(_everything(straight), _everything(second))
-    assert second.history.steps == straight.history.steps
-    assert second.history.values == straight.history.values
-
-
 def test_a_finished_checkpoint_skips_training(tmp_path):
-    state = _state()
-    train.fit(state, *_steps(state), steps=5, checkpoint=tmp_path / "c.pt", progress=False)
-    again = _state(seed=1)
+    state = toy.state()
+    train.fit(state, *toy.steps(state), steps=5, checkpoint=tmp_path / "c.pt", progress=False)
+    again = toy.state(seed=1)
     fail = lambda: pytest.fail("training ran although the checkpoint was complete")  # noqa: E731
     train.fit(again, fail, fail, steps=5, checkpoint=tmp_path / "c.pt", progress=False)
-    _assert_identical(_everything(state), _everything(again))
-
-
-def test_checkpoints_load_with_weights_only(tmp_path):
-    state = _state()
-    train.save_checkpoint(tmp_path / "c.pt", state)
-    blob = torch.load(tmp_path / "c.pt", weights_only=True)
-    blob["history"]["values"] = {"loss": NotATensor()}
-    torch.save(blob, tmp_path / "evil.pt")
-    with pytest.raises(pickle.UnpicklingError):
-        train.load_checkpoint(tmp_path / "evil.pt", _state())
-
-
-def test_ema_mismatch_is_reported(tmp_path):
-    train.save_checkpoint(tmp_path / "c.pt", _state(ema=False))
-    with pytest.raises(ValueError, match="EMA"):
-        train.load_checkpoint(tmp_path / "c.pt", _state(ema=True))
+    toy.assert_identical(toy.everything(state), toy.everything(again))
 
 
 def test_a_nan_loss_stops_training_with_a_clear_message():
-    state = _state()
-    d_step, g_step = _steps(state)
+    state = toy.state()
+    d_step, g_step = toy.steps(state)
     count = {"n": 0}
 
     def poisoned():
@@ -195,3 +98,89 @@ def test_a_nan_loss_stops_training_with_a_clear_message():
 
     with pytest.raises(train.TrainingDiverged, match=r"between steps 10 and 20: loss_D=nan"):
         train.fit(state, poisoned, g_step, steps=50, log_every=10, progress=False)
+
+
+def _images(n=64, side=8):
+    from ganlib import data
+    gen = torch.Generator().manual_seed(0)
+    return data.ImageSet(torch.rand(n, 1, side, side, generator=gen) * 2 - 1, torch.zeros(n, dtype=torch.long), ("x",), "toy")
+
+
+class _TinyG(torch.nn.Module):
+    z_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z).reshape(len(z), 1, 8, 8)  # (B, 64) -> (B, 1, 8, 8)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_gan_steps_train_both_players_from_device_batches(amp):
+    torch.manual_seed(0)
+    G, D = _TinyG(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1))
+    opt_G, opt_D = torch.optim.Adam(G.parameters(), 1e-2), torch.optim.Adam(D.parameters(), 1e-2)
+    g0, d0 = copy.deepcopy(G.state_dict()), copy.deepcopy(D.state_dict())
+    d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, _images(), batch_size=16, amp=amp)
+    out = {**d_step(), **g_step()}
+    assert set(out) == {"loss_D", "D(x)", "D(G(z))", "loss_G"}
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.values())  # losses in fp32 even under bf16
+    assert not torch.equal(g0["net.0.weight"], G.state_dict()["net.0.weight"])
+    assert not torch.equal(d0["1.weight"], D.state_dict()["1.weight"])
+
+
+def test_on_log_sees_each_logged_row():
+    state = toy.state()
+    seen = []
+    train.fit(state, *toy.steps(state), steps=30, log_every=10, on_log=lambda s: seen.append(s.step), progress=False)
+    assert seen == [10, 20, 30]
+
+
+def _history(p_real, p_fake, rows=10):
+    history = train.History()
+    for i in range(rows):
+        history.add(10 * (i + 1), {"loss_D": 1.0, "loss_G": 1.0, "D(x)": p_real, "D(G(z))": p_fake}, 0.1)
+    return history
+
+
+def test_health_is_quiet_for_a_balanced_run():
+    h = train.health(_history(0.6, 0.4))
+    assert h.warnings == [] and "no warning signs" in str(h) and abs(h.means["D(x)"] - 0.6) < 1e-9
+
+
+def test_health_names_an_overpowering_discriminator():
+    h = train.health(_history(0.98, 0.02))
+    assert len(h.warnings) == 1 and "overpowering" in h.warnings[0]
+
+
+def test_health_only_reads_the_end_of_the_run():
+    history = _history(0.98, 0.02, rows=8)  # a bad start ...
+    for i in range(2):
+        history.add(90 + 10 * i, {"D(x)": 0.6, "D(G(z))": 0.4}, 0.1)  # ... that recovered
+    assert train.health(history, window=0.2).warnings == []
+
+
+def test_health_spots_collapsed_samples():
+    history = _history(0.6, 0.4)
+    real = torch.rand(16, 1, 8, 8)
+    history.snapshots.append((100, real[:1].expand(16, 1, 8, 8).clone()))  # sixteen copies of one image
+    h = train.health(history, real=real)
+    assert h.diversity == 0 and "mode collapse" in h.warnings[0]
+    history.snapshots.append((200, torch.rand(16, 1, 8, 8)))
+    assert 0.8 < train.health(history, real=real).diversity < 1.25
+
+
+def test_recalibrated_batchnorm_statistics_are_the_average_over_fresh_batches():
+    torch.manual_seed(0)
+    G = _TinyG()
+    G.net.insert(1, torch.nn.BatchNorm1d(64))
+    G.net[1].running_mean.fill_(5.0)  # stale statistics, as an EMA copy would carry
+    torch.manual_seed(1)
+    train.recalibrate_batchnorm(G, batches=4, batch_size=32)
+    assert not G.training
+    torch.manual_seed(1)
+    h = torch.cat([G.net[0](torch.randn(32, 4)) for _ in range(4)])  # the same four batches
+    torch.testing.assert_close(G.net[1].running_mean, h.mean(0), rtol=1e-4, atol=1e-5)
+    assert G.net[1].momentum == 0.1  # restored

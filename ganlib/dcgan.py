@@ -1,0 +1,117 @@
+"""DCGAN (Radford, Metz & Chintala, ICLR 2016): convolutional G and D sized from the image shape.
+
+The paper's guidelines, each visible below:
+
+- no pooling: D downsamples with strided convolutions, G upsamples with fractionally-strided
+  (transposed) convolutions, so both learn their own resampling;
+- batch normalisation in both, except G's output layer and D's input layer;
+- no fully connected hidden layers: z is projected straight to a small spatial map;
+- ReLU in G with tanh on the output (images live in [-1, 1]); LeakyReLU(0.2) in D;
+- weights from N(0, 0.02); Adam with lr 2e-4 and beta1 = 0.5 (``optimizers``).
+
+Sizes: an image of side H starts at a base map of side H / 2^k between 4 and 7 (28 -> 7, 32 -> 4,
+64 -> 4) and doubles k times. ``width`` is the channel count next to the image; it doubles at each
+halving of the resolution, as in the paper's 64 x 64 model (1024-512-256-128 for width 128).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+UpBlock = Callable[[int, int], nn.Module]
+
+
+def base_size(size: int) -> int:
+    """Halve ``size`` until it is at most 7: the side of G's first feature map and D's last one."""
+    if size < 8:
+        raise ValueError(f"image side {size} is too small for DCGAN (need at least 8)")
+    side = size
+    while side > 7:
+        if side % 2:
+            raise ValueError(f"image side {size} cannot be halved down to 4..7; use e.g. 28, 32 or 64")
+        side //= 2
+    return side
+
+
+def _levels(shape) -> tuple[int, int, int]:
+    c, h, w = shape
+    if h != w:
+        raise ValueError(f"DCGAN expects square images, got {h} x {w}")
+    base = base_size(h)
+    return c, base, int(math.log2(h // base))
+
+
+def up_transposed(c_in: int, c_out: int) -> nn.Module:
+    """Double the resolution with a 4x4 transposed convolution, stride 2: (H-1)*2 - 2 + 4 = 2H."""
+    return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)
+
+
+def up_resize_conv(c_in: int, c_out: int) -> nn.Module:
+    """Double the resolution by nearest-neighbour resizing, then a 3x3 convolution (Odena et al. 2016).
+
+    Every output pixel sees the same number of inputs, so no checkerboard pattern is built in.
+    """
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> images (B, C, H, W) in [-1, 1]."""
+
+    def __init__(self, shape=(1, 28, 28), z_dim: int = 100, width: int = 64, up: UpBlock = up_transposed):
+        super().__init__()
+        c, base, levels = _levels(shape)
+        ch = width * 2 ** (levels - 1)
+        layers = [nn.ConvTranspose2d(z_dim, ch, base, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]  # (B, ch, base, base)
+        for _ in range(levels - 1):
+            layers += [up(ch, ch // 2), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [up(ch, c), nn.Tanh()]  # no batch norm on the output layer
+        self.net = nn.Sequential(*layers)
+        self.z_dim = z_dim
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.reshape(len(z), -1, 1, 1))  # (B, z_dim) -> (B, z_dim, 1, 1)
+
+
+class Discriminator(nn.Module):
+    """images (B, C, H, W) -> logits (B,)."""
+
+    def __init__(self, shape=(1, 28, 28), width: int = 64):
+        super().__init__()
+        c, base, levels = _levels(shape)
+        layers = [nn.Conv2d(c, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]  # no batch norm on the input
+        ch = width
+        for _ in range(levels - 1):
+            layers += [nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * ch),
+                       nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        self.body = nn.Sequential(*layers)  # (B, ch, base, base): reused by conditional and InfoGAN heads
+        self.head = nn.Conv2d(ch, 1, base)  # (B, 1, 1, 1)
+        self.features = ch
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).flatten()  # (B, 1, 1, 1) -> (B,)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Convolutions ~ N(0, 0.02) as in the paper; batch-norm scales ~ N(1, 0.02), shifts 0 (pytorch/examples)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def optimizers(G: nn.Module, D: nn.Module, lr: float = 2e-4, betas=(0.5, 0.999)):
+    """Adam for both players with the paper's lr 2e-4 and beta1 0.5; fused kernels on CUDA."""
+    fused = next(G.parameters()).is_cuda
+    return (torch.optim.Adam(G.parameters(), lr=lr, betas=betas, fused=fused or None),
+            torch.optim.Adam(D.parameters(), lr=lr, betas=betas, fused=fused or None))

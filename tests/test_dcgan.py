@@ -1,0 +1,59 @@
+import pytest
+import torch
+from torch import nn
+
+from ganlib import dcgan
+
+
+@pytest.mark.parametrize("shape,base", [((1, 28, 28), 7), ((3, 32, 32), 4), ((3, 64, 64), 4), ((1, 8, 8), 4)])
+def test_generator_and_discriminator_fit_each_dataset_size(shape, base):
+    assert dcgan.base_size(shape[1]) == base
+    G, D = dcgan.Generator(shape, z_dim=16, width=8), dcgan.Discriminator(shape, width=8)
+    x = G(torch.randn(5, 16))
+    assert x.shape == (5, *shape) and x.abs().max() <= 1  # tanh output: images in [-1, 1]
+    assert D(x).shape == (5,)  # one logit per image
+
+
+def test_the_paper_64px_model_has_the_paper_channel_widths():
+    G = dcgan.Generator((3, 64, 64), z_dim=100, width=128)
+    convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [c.out_channels for c in convs] == [1024, 512, 256, 128, 3]
+    assert convs[0].kernel_size == (4, 4)  # z projected to a 4 x 4 map, no hidden fully connected layer
+
+
+def test_transposed_convolution_doubles_the_resolution():
+    up = dcgan.up_transposed(3, 2)
+    for side in (4, 7, 16):
+        assert up(torch.randn(1, 3, side, side)).shape[-1] == (side - 1) * 2 - 2 * 1 + 4 == 2 * side
+    assert dcgan.up_resize_conv(3, 2)(torch.randn(1, 3, 7, 7)).shape == (1, 2, 14, 14)
+
+
+def test_guidelines_batch_norm_placement_and_activations():
+    G, D = dcgan.Generator((1, 28, 28), width=8), dcgan.Discriminator((1, 28, 28), width=8)
+    g_layers, d_layers = list(G.net), list(D.body)
+    assert isinstance(g_layers[-1], nn.Tanh) and isinstance(g_layers[-2], nn.ConvTranspose2d)  # no BN at the output
+    assert isinstance(d_layers[1], nn.LeakyReLU) and d_layers[1].negative_slope == 0.2  # no BN at the input
+    assert any(isinstance(m, nn.ReLU) for m in G.modules()) and not any(isinstance(m, nn.LeakyReLU) for m in G.modules())
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Linear)) for m in [*G.modules(), *D.modules()])
+
+
+def test_initialisation_statistics():
+    torch.manual_seed(0)
+    G = dcgan.Generator((3, 64, 64), width=64)
+    w = torch.cat([m.weight.detach().flatten() for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
+    assert abs(float(w.mean())) < 1e-3 and abs(float(w.std()) - 0.02) < 5e-4
+    bn = torch.cat([m.weight.detach() for m in G.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(float(bn.mean()) - 1) < 5e-3 and abs(float(bn.std()) - 0.02) < 5e-3
+
+
+@pytest.mark.parametrize("bad", [(1, 28, 30), (1, 30, 30), (1, 4, 4)])
+def test_unsupported_shapes_are_refused_with_a_reason(bad):
+    with pytest.raises(ValueError, match="square|halved|too small"):
+        dcgan.Generator(bad)
+
+
+def test_optimizers_follow_the_paper():
+    G, D = dcgan.Generator((1, 28, 28), width=8), dcgan.Discriminator((1, 28, 28), width=8)
+    opt_G, opt_D = dcgan.optimizers(G, D)
+    for opt in (opt_G, opt_D):
+        assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
