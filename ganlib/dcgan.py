@@ -17,6 +17,7 @@ halving of the resolution, as in the paper's 64 x 64 model (1024-512-256-128 for
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -77,6 +78,10 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.reshape(len(z), -1, 1, 1))  # (B, z_dim) -> (B, z_dim, 1, 1)
 
+    def random_inputs(self, n: int, device=None, generator=None) -> tuple[torch.Tensor]:
+        """The arguments of one random batch: (z,) with z ~ N(0, I)."""
+        return (torch.randn(n, self.z_dim, device=device, generator=generator),)
+
 
 class Discriminator(nn.Module):
     """images (B, C, H, W) -> logits (B,)."""
@@ -115,3 +120,44 @@ def optimizers(G: nn.Module, D: nn.Module, lr: float = 2e-4, betas=(0.5, 0.999))
     fused = next(G.parameters()).is_cuda
     return (torch.optim.Adam(G.parameters(), lr=lr, betas=betas, fused=fused or None),
             torch.optim.Adam(D.parameters(), lr=lr, betas=betas, fused=fused or None))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 03's run, kept for lesson 04
+# ---------------------------------------------------------------------------------------------
+
+
+def generator_path(directory, run: str, step: int) -> Path:
+    """Where ``keep_generators`` saves G_ema's weights at ``step``."""
+    return Path(directory) / f"{run}-G_ema-{step:06d}.pt"
+
+
+def keep_generators(directory, run: str, every: int):
+    """An ``on_log`` hook for ``train.fit`` that saves G_ema's weights every ``every`` steps."""
+    def keep(state):
+        if every and state.step % every == 0:
+            torch.save(state.G_ema.state_dict(), generator_path(directory, run, state.step))
+    return keep
+
+
+def saved_generators(directory, run: str) -> dict[int, Path]:
+    """The weights ``keep_generators`` saved for ``run``, by step."""
+    found = Path(directory).glob(f"{run}-G_ema-[0-9][0-9][0-9][0-9][0-9][0-9].pt")
+    return dict(sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in found))
+
+
+def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64, width: int = 64,
+                z_dim: int = 100, log_every: int = 100, amp: bool = False, progress: bool = True):
+    """Lesson 03's recipe in one call: DCGAN with EMA (beta 0.995), checkpoint ``<run>.pt`` (resumed if
+    present) and G_ema kept every tenth of the run. Returns the ``train.GANState``."""
+    from . import train  # train does not import dcgan; importing here keeps the modules independent
+
+    G = Generator(images.shape, z_dim, width).to(images.x.device)
+    D = Discriminator(images.shape, width).to(images.x.device)
+    opt_G, opt_D = optimizers(G, D)
+    state = train.GANState.with_ema(G, D, opt_G, opt_D)
+    d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, images, batch_size, amp=amp)
+    train.fit(state, d_step, g_step, steps, ema_beta=0.995, log_every=log_every,
+              checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=steps // 4,
+              on_log=keep_generators(directory, run, steps // 10), progress=progress)
+    return state

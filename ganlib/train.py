@@ -297,7 +297,7 @@ def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256
 
     An EMA generator averages weights but inherits running statistics measured on the raw G;
     "standing statistics" (Brock et al. 2019) recompute them as a plain average over ``batches``
-    batches of fresh noise. ``G`` must have a ``z_dim``.
+    batches of fresh inputs, drawn by ``G.random_inputs(n, device)`` (every course generator has it).
     """
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     device = next(G.parameters()).device
@@ -307,7 +307,7 @@ def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256
         m.momentum = None  # None: a cumulative average over all batches seen
     G.train()
     for _ in range(batches):
-        G(torch.randn(batch_size, G.z_dim, device=device))
+        G(*G.random_inputs(batch_size, device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     return G.eval()

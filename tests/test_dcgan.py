@@ -57,3 +57,22 @@ def test_optimizers_follow_the_paper():
     opt_G, opt_D = dcgan.optimizers(G, D)
     for opt in (opt_G, opt_D):
         assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
+
+
+def test_the_recipe_keeps_generators_and_resumes(tmp_path):
+    from ganlib import data
+    gen = torch.Generator().manual_seed(0)
+    images = data.ImageSet(torch.rand(64, 1, 8, 8, generator=gen) * 2 - 1, torch.zeros(64, dtype=torch.long), ("x",), "toy")
+    torch.manual_seed(0)
+    state = dcgan.train_dcgan(images, 20, directory=tmp_path, run="r", batch_size=8, width=4, z_dim=8,
+                              log_every=2, progress=False)
+    kept = dcgan.saved_generators(tmp_path, "r")
+    assert list(kept) == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20] and state.step == 20
+    G = dcgan.Generator((1, 8, 8), 8, 4)
+    G.load_state_dict(torch.load(kept[20], weights_only=True))
+    for a, b in zip(G.parameters(), state.G_ema.parameters()):
+        assert torch.equal(a, b)
+    again = dcgan.train_dcgan(images, 20, directory=tmp_path, run="r", batch_size=8, width=4, z_dim=8, progress=False)
+    assert again.step == 20 and torch.equal(again.G.net[0].weight, state.G.net[0].weight)  # loaded, not retrained
+    assert dcgan.saved_generators(tmp_path, "other") == {}
+

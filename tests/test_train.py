@@ -113,6 +113,9 @@ class _TinyG(torch.nn.Module):
         super().__init__()
         self.net = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.Tanh())
 
+    def random_inputs(self, n, device=None, generator=None):
+        return (torch.randn(n, 4, device=device, generator=generator),)
+
     def forward(self, z):
         return self.net(z).reshape(len(z), 1, 8, 8)  # (B, 64) -> (B, 1, 8, 8)
 
