@@ -1,0 +1,172 @@
+"""Conditional GANs: G(z, y) and three ways for D to use the label y.
+
+One generator for all three: the label's embedding is concatenated with z (Mirza & Osindero 2014)
+and fed to ``dcgan.Generator``. The discriminators differ:
+
+- ``ConcatDiscriminator``: y as one-hot planes stacked onto the image channels (Mirza & Osindero);
+- ``ACDiscriminator``: an unconditional real/fake head plus an auxiliary classifier head that
+  predicts y (AC-GAN, Odena, Olah & Shlens 2017);
+- ``ProjectionDiscriminator``: D(x, y) = psi(phi(x)) + embed(y) . phi(x) (Miyato & Koyama 2018).
+
+All are built from ``dcgan.Discriminator``'s body (strided convolutions, batch norm, LeakyReLU).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import dcgan, losses, train
+from .speed import autocast
+
+
+def check_labels(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``y`` as int64 class indices in [0, n_classes); anything else raises a ValueError that says why."""
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
+        raise ValueError(f"labels must be a 1-D tensor of integer class indices, got {y.dtype} of shape {tuple(y.shape)}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got values from {int(y.min())} to {int(y.max())}")
+    return y.long()
+
+
+class Generator(nn.Module):
+    """G(z, y) = DCGAN generator of [z, embed(y)]: (B, z_dim), (B,) -> (B, C, H, W)."""
+
+    def __init__(self, shape=(1, 28, 28), n_classes: int = 10, z_dim: int = 100, width: int = 64, embed_dim: int = 50):
+        super().__init__()
+        self.n_classes, self.z_dim = n_classes, z_dim
+        self.embed = nn.Embedding(n_classes, embed_dim)
+        self.net = dcgan.Generator(shape, z_dim + embed_dim, width)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = check_labels(y, self.n_classes)
+        return self.net(torch.cat([z, self.embed(y)], dim=1))  # (B, z_dim + embed_dim)
+
+    def random_inputs(self, n: int, device=None, generator=None):
+        """The arguments of one random batch: (z, y) with z ~ N(0, I) and uniform labels y."""
+        return (torch.randn(n, self.z_dim, device=device, generator=generator),
+                torch.randint(self.n_classes, (n,), device=device, generator=generator))
+
+
+class ConcatDiscriminator(nn.Module):
+    """D(x, y): the image with n_classes one-hot label planes stacked on its channels -> logit (B,)."""
+
+    def __init__(self, shape=(1, 28, 28), n_classes: int = 10, width: int = 64):
+        super().__init__()
+        c, h, w = shape
+        self.n_classes = n_classes
+        self.net = dcgan.Discriminator((c + n_classes, h, w), width)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = check_labels(y, self.n_classes)
+        planes = F.one_hot(y, self.n_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, K, H, W)
+        return self.net(torch.cat([x, planes], dim=1))
+
+
+def _pooled_features(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """phi(x): D's body, then a sum over positions (B, ch, h, w) -> (B, ch), as in Miyato & Koyama."""
+    return body(x).sum(dim=(2, 3))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """D(x, y) = psi(phi(x)) + <embed(y), phi(x)>: an unconditional score plus a class-matching term."""
+
+    def __init__(self, shape=(1, 28, 28), n_classes: int = 10, width: int = 64):
+        super().__init__()
+        self.n_classes = n_classes
+        base = dcgan.Discriminator(shape, width)
+        self.body, ch = base.body, base.features
+        self.psi = nn.Linear(ch, 1)
+        self.embed = nn.Embedding(n_classes, ch)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = check_labels(y, self.n_classes)
+        phi = _pooled_features(self.body, x)  # (B, ch)
+        return self.psi(phi).flatten() + (self.embed(y) * phi).sum(dim=1)
+
+
+class ACDiscriminator(nn.Module):
+    """AC-GAN's D(x) -> (real/fake logit (B,), class logits (B, n_classes)); it never sees y."""
+
+    def __init__(self, shape=(1, 28, 28), n_classes: int = 10, width: int = 64):
+        super().__init__()
+        base = dcgan.Discriminator(shape, width)
+        self.body, self.head = base.body, base.head
+        self.classify = nn.Linear(base.features * dcgan.base_size(shape[1]) ** 2, n_classes)
+
+    def forward(self, x: torch.Tensor):
+        h = self.body(x)  # (B, ch, base, base)
+        return self.head(h).flatten(), self.classify(h.flatten(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training steps for train.fit
+# ---------------------------------------------------------------------------------------------
+
+
+def _labels(n: int, n_classes: int, device) -> torch.Tensor:
+    return torch.randint(n_classes, (n,), device=device)
+
+
+def conditional_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = False):
+    """Steps for a D(x, y) that returns a logit (concatenation, projection); non-saturating loss.
+
+    D sees real images with their labels and fakes made *for the same labels*, so the only way to
+    tell them apart is the image; G is trained on fresh uniform labels.
+    """
+    device = images.x.device
+
+    def d_step():
+        x_real, y = images.sample(batch_size)
+        with torch.no_grad(), autocast(device, amp):
+            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), y)
+        return train.discriminator_step(lambda x: D(x, y), opt_D, losses.d_loss_nonsaturating, x_real, x_fake, amp)
+
+    def g_step():
+        y = _labels(batch_size, G.n_classes, device)
+        with autocast(device, amp):
+            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), y)
+        return train.generator_step(lambda x: D(x, y), opt_G, losses.g_loss_nonsaturating, x_fake, amp)
+
+    return d_step, g_step
+
+
+def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = False):
+    """AC-GAN's steps (Odena et al. 2017): D maximises L_S + L_C, G maximises L_C - L_S.
+
+    L_S is the usual real/fake log-likelihood (non-saturating for G); L_C the log-likelihood of the
+    correct class, on real *and* generated images, for both players.
+    """
+    device = images.x.device
+
+    def d_step():
+        x_real, y_real = images.sample(batch_size)
+        y_fake = _labels(batch_size, G.n_classes, device)
+        with torch.no_grad(), autocast(device, amp):
+            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), y_fake)
+        with autocast(device, amp):
+            (s_real, c_real), (s_fake, c_fake) = D(x_real), D(x_fake)
+        adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
+        cls = F.cross_entropy(c_real.float(), y_real) + F.cross_entropy(c_fake.float(), y_fake)
+        train.update(opt_D, adv + cls)
+        return {"loss_D": adv.detach(), "loss_class_D": cls.detach(), "D(x)": torch.sigmoid(s_real.detach().float()).mean(),
+                "D(G(z))": torch.sigmoid(s_fake.detach().float()).mean()}
+
+    def g_step():
+        y = _labels(batch_size, G.n_classes, device)
+        with autocast(device, amp):
+            s_fake, c_fake = D(G(torch.randn(batch_size, G.z_dim, device=device), y))
+        adv, cls = losses.g_loss_nonsaturating(s_fake.float()), F.cross_entropy(c_fake.float(), y)
+        train.update(opt_G, adv + cls)
+        return {"loss_G": adv.detach(), "loss_class_G": cls.detach()}
+
+    return d_step, g_step
+
+
+@torch.no_grad()
+def class_grid(G, z: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Images for every (class, z) pair, class-major: (n_classes * len(z), C, H, W). Row = class, column = z."""
+    y = torch.arange(n_classes, device=z.device).repeat_interleave(len(z))  # (K * N,)
+    return G(z.repeat(n_classes, 1), y)

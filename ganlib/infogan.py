@@ -1,0 +1,137 @@
+"""InfoGAN (Chen et al. 2016): latent codes c that G must keep recoverable from its images.
+
+G gets [z, c]; Q(c | x) is a small head on D's body (sharing the body makes Q nearly free, and
+its features are already tuned to images). Besides the GAN game, G and Q maximise the variational
+lower bound on the mutual information I(c; G(z, c)):
+
+    L_I(G, Q) = E_{c ~ p(c), x ~ G(z, c)} [log Q(c | x)] + H(c)  <=  I(c; G(z, c)),
+
+i.e. both minimise the information loss -E[log Q(c | x)]. Codes follow the paper's MNIST setup:
+one categorical code, uniform over 10 values, and continuous codes uniform on [-1, 1]; Q models each
+continuous code as a Gaussian with unit variance, so its log-likelihood is -(c - mu)^2 / 2 + const.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import dcgan, losses, train
+from .speed import autocast
+
+
+def sample_codes(n: int, n_categories: int = 10, n_continuous: int = 2, device=None, generator=None):
+    """(c_cat (n,) uniform over categories, c_cont (n, n_continuous) uniform on [-1, 1])."""
+    c_cat = torch.randint(n_categories, (n,), device=device, generator=generator)
+    c_cont = torch.rand(n, n_continuous, device=device, generator=generator) * 2 - 1
+    return c_cat, c_cont
+
+
+def code_vector(c_cat: torch.Tensor, c_cont: torch.Tensor, n_categories: int) -> torch.Tensor:
+    """[one_hot(c_cat), c_cont]: what G receives besides z, shape (n, n_categories + n_continuous)."""
+    return torch.cat([F.one_hot(c_cat, n_categories).to(c_cont.dtype), c_cont], dim=1)
+
+
+class Generator(nn.Module):
+    """G(z, c_cat, c_cont) = DCGAN generator of [z, one_hot(c_cat), c_cont]."""
+
+    def __init__(self, shape=(1, 28, 28), z_dim: int = 62, n_categories: int = 10, n_continuous: int = 2,
+                 width: int = 64):
+        super().__init__()
+        self.z_dim, self.n_categories, self.n_continuous = z_dim, n_categories, n_continuous
+        self.net = dcgan.Generator(shape, z_dim + n_categories + n_continuous, width)
+
+    def forward(self, z, c_cat, c_cont):
+        return self.net(torch.cat([z, code_vector(c_cat, c_cont, self.n_categories)], dim=1))
+
+    def random_inputs(self, n: int, device=None, generator=None):
+        """The arguments of one random batch: (z, c_cat, c_cont), drawn as in training."""
+        z = torch.randn(n, self.z_dim, device=device, generator=generator)
+        return (z, *sample_codes(n, self.n_categories, self.n_continuous, device, generator))
+
+
+class Discriminator(nn.Module):
+    """D and Q on one body: x -> (real/fake logit (B,), category logits (B, K), continuous means (B, L))."""
+
+    def __init__(self, shape=(1, 28, 28), n_categories: int = 10, n_continuous: int = 2, width: int = 64,
+                 hidden: int = 128):
+        super().__init__()
+        base = dcgan.Discriminator(shape, width)
+        self.body, self.head = base.body, base.head
+        flat = base.features * dcgan.base_size(shape[1]) ** 2
+        self.q = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),
+                               nn.Linear(hidden, n_categories + n_continuous))
+        self.n_categories = n_categories
+
+    def forward(self, x):
+        h = self.body(x)  # (B, ch, base, base)
+        q = self.q(h)  # (B, K + L)
+        return self.head(h).flatten(), q[:, : self.n_categories], q[:, self.n_categories :]
+
+
+def info_loss(cat_logits, cont_mean, c_cat, c_cont, continuous_weight: float = 1.0) -> torch.Tensor:
+    """-E[log Q(c | x)] up to constants: cross-entropy for the categorical code plus
+    ``continuous_weight`` * (c - mu)^2 / 2 for the unit-variance Gaussian of each continuous code."""
+    return F.cross_entropy(cat_logits, c_cat) + continuous_weight * 0.5 * (cont_mean - c_cont).square().sum(1).mean()
+
+
+def mutual_information_bound(cat_logits, c_cat, n_categories: int) -> torch.Tensor:
+    """The lower bound on I(c_cat; x) in nats: H(c_cat) - CE = log K + E[log Q(c_cat | x)]; at most log K."""
+    return math.log(n_categories) - F.cross_entropy(cat_logits, c_cat)
+
+
+def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: float = 1.0,
+                  continuous_weight: float = 1.0, amp: bool = False):
+    """InfoGAN's steps. D's optimiser also holds Q (they share the body): the D step trains D on the
+    GAN loss and Q on the information loss of detached fakes; the G step trains G on the GAN loss plus
+    ``info_weight`` times the information loss, whose gradient reaches G through Q."""
+    device = images.x.device
+
+    def codes():
+        return sample_codes(batch_size, G.n_categories, G.n_continuous, device)
+
+    def d_step():
+        x_real, _ = images.sample(batch_size)
+        c_cat, c_cont = codes()
+        with torch.no_grad(), autocast(device, amp):
+            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), c_cat, c_cont)
+        with autocast(device, amp):
+            (s_real, _, _), (s_fake, q_cat, q_cont) = D(x_real), D(x_fake)
+        adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
+        info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)
+        train.update(opt_D, adv + info_weight * info)
+        return {"loss_D": adv.detach(), "loss_info": info.detach(),
+                "MI bound": mutual_information_bound(q_cat.detach().float(), c_cat, G.n_categories),
+                "D(x)": torch.sigmoid(s_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(s_fake.detach().float()).mean()}
+
+    def g_step():
+        c_cat, c_cont = codes()
+        with autocast(device, amp):
+            s_fake, q_cat, q_cont = D(G(torch.randn(batch_size, G.z_dim, device=device), c_cat, c_cont))
+        adv = losses.g_loss_nonsaturating(s_fake.float())
+        info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)
+        train.update(opt_G, adv + info_weight * info)
+        return {"loss_G": adv.detach()}
+
+    return d_step, g_step
+
+
+def matched_accuracy(confusion: torch.Tensor) -> tuple[float, list[int]]:
+    """Accuracy after the best one-to-one matching of codes (rows) to labels (columns), by the
+    Hungarian algorithm on the confusion matrix; returns (accuracy, label assigned to each code)."""
+    from scipy.optimize import linear_sum_assignment
+
+    counts = torch.as_tensor(confusion, dtype=torch.float64)
+    rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
+    mapping = [0] * counts.shape[0]
+    for r, c in zip(rows, cols):
+        mapping[r] = int(c)
+    return float(counts[rows, cols].sum() / counts.sum()), mapping
+
+
+def confusion_matrix(codes: torch.Tensor, labels: torch.Tensor, n_codes: int, n_labels: int) -> torch.Tensor:
+    """Counts (n_codes, n_labels): how often code i was predicted for an image of label j."""
+    return torch.bincount(codes * n_labels + labels, minlength=n_codes * n_labels).reshape(n_codes, n_labels).cpu()

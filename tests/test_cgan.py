@@ -1,0 +1,98 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from ganlib import cgan, data
+
+
+def _images(n=64):
+    gen = torch.Generator().manual_seed(0)
+    return data.ImageSet(torch.rand(n, 1, 8, 8, generator=gen) * 2 - 1, torch.arange(n) % 3, ("a", "b", "c"), "toy")
+
+
+@pytest.mark.parametrize("make_D", [cgan.ConcatDiscriminator, cgan.ProjectionDiscriminator])
+def test_generator_and_conditional_discriminators_have_the_right_shapes(make_D):
+    G, D = cgan.Generator((1, 28, 28), 10, z_dim=16, width=8), make_D((1, 28, 28), 10, width=8)
+    y = torch.tensor([0, 3, 9, 9])
+    x = G(torch.randn(4, 16), y)
+    assert x.shape == (4, 1, 28, 28) and D(x, y).shape == (4,)
+
+
+def test_acgan_discriminator_returns_a_logit_and_class_logits():
+    s, c = cgan.ACDiscriminator((3, 32, 32), 10, width=8)(torch.randn(5, 3, 32, 32))
+    assert s.shape == (5,) and c.shape == (5, 10)
+
+
+@pytest.mark.parametrize("bad, message", [(torch.tensor([0, 10]), r"\[0, 10\).*0 to 10"),
+                                         (torch.tensor([-1, 2]), r"\[0, 10\)"),
+                                         (torch.tensor([0.0, 1.0]), "integer class indices"),
+                                         (torch.tensor([[1, 2]]), "1-D")])
+def test_a_wrong_label_is_refused_with_a_reason(bad, message):
+    G = cgan.Generator((1, 28, 28), 10, z_dim=4, width=4)
+    with pytest.raises(ValueError, match=message):
+        G(torch.randn(len(bad), 4), bad)
+    with pytest.raises(ValueError, match=message):
+        cgan.ProjectionDiscriminator((1, 28, 28), 10, width=4)(torch.randn(len(bad), 1, 28, 28), bad)
+
+
+def test_the_concatenated_label_planes_are_one_hot():
+    D = cgan.ConcatDiscriminator((1, 8, 8), 3, width=4)
+    seen = {}
+    D.net.body[0].register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    D(torch.zeros(2, 1, 8, 8), torch.tensor([2, 0]))
+    planes = seen["x"][:, 1:]  # (B, 3, 8, 8)
+    assert torch.equal(planes[:, :, 3, 5], torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
+    assert torch.equal(planes.amin(dim=(2, 3)), planes.amax(dim=(2, 3)))  # constant over the image
+
+
+def test_projection_term_equals_its_formula():
+    torch.manual_seed(0)
+    D = cgan.ProjectionDiscriminator((1, 8, 8), 4, width=4).eval()
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 1, 0])
+    phi = D.body(x).sum(dim=(2, 3))  # global sum pooling
+    expected = phi @ D.psi.weight[0] + D.psi.bias[0] + (D.embed.weight[y] * phi).sum(1)
+    assert_close(D(x, y), expected)
+    other = torch.tensor([1, 2, 3, 0, 2, 1])  # a different label changes only the projection term
+    assert_close(D(x, y) - D(x, other), ((D.embed.weight[y] - D.embed.weight[other]) * phi).sum(1))
+
+
+def test_class_grid_puts_classes_in_rows_and_z_in_columns():
+    torch.manual_seed(0)
+    G = cgan.Generator((1, 8, 8), 3, z_dim=4, width=4).eval()
+    z = torch.randn(2, 4)
+    grid = cgan.class_grid(G, z, 3)
+    assert grid.shape == (6, 1, 8, 8)
+    assert_close(grid[3], G(z[1:2], torch.tensor([1]))[0])  # class 1, column 1
+
+
+@pytest.mark.parametrize("kind", ["concat", "projection", "acgan"])
+def test_steps_train_both_players(kind):
+    torch.manual_seed(0)
+    images = _images()
+    G = cgan.Generator((1, 8, 8), 3, z_dim=4, width=4)
+    D = {"concat": cgan.ConcatDiscriminator, "projection": cgan.ProjectionDiscriminator,
+         "acgan": cgan.ACDiscriminator}[kind]((1, 8, 8), 3, width=4)
+    opt_G, opt_D = torch.optim.Adam(G.parameters(), 1e-2), torch.optim.Adam(D.parameters(), 1e-2)
+    steps = cgan.acgan_steps if kind == "acgan" else cgan.conditional_steps
+    d_step, g_step = steps(G, D, opt_G, opt_D, images, 16)
+    g0, d0 = G.embed.weight.clone(), [p.clone() for p in D.parameters()]
+    out = {**d_step(), **g_step()}
+    assert all(torch.isfinite(v) for v in out.values())
+    assert not torch.equal(g0, G.embed.weight)  # the label embedding of G learns
+    assert any(not torch.equal(a, b) for a, b in zip(d0, D.parameters()))
+    if kind == "acgan":
+        assert {"loss_class_D", "loss_class_G"} <= set(out)
+
+
+def test_the_acgan_g_step_rewards_the_requested_class():
+    torch.manual_seed(0)
+    G, D = cgan.Generator((1, 8, 8), 3, z_dim=4, width=4), cgan.ACDiscriminator((1, 8, 8), 3, width=4)
+    opt_G = torch.optim.SGD(G.parameters(), lr=0.0)
+    _, g_step = cgan.acgan_steps(G, D, opt_G, torch.optim.SGD(D.parameters(), lr=0.0), _images(), 16)
+    torch.manual_seed(1)
+    out = g_step()
+    torch.manual_seed(1)
+    y = torch.randint(3, (16,))
+    s, c = D(G(torch.randn(16, 4), y))
+    assert_close(out["loss_class_G"], F.cross_entropy(c, y).detach())
