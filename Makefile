@@ -3,6 +3,8 @@
 #   make lab      open the course in JupyterLab
 #   make run      execute every lesson headlessly (papermill, profile auto) into build/
 #   make test     unit tests + every notebook in the smoke profile
+#   make slides   build every lecture deck into build/slides/ (HTML + PDF; needs Node >= 20, npm, Chromium)
+#   make student  write the student editions of the lessons into build/student/
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -37,3 +39,22 @@ test: install data
 
 clean:
 	rm -rf build .pytest_cache
+
+# Lecture decks: npm packages (reveal.js, MathJax, playwright-core) pinned by package-lock.json,
+# installed here; Chromium is Debian's `chromium` (or CHROMIUM=/path/to/chrome).
+# `make slides SLIDES_FLAGS=--html-only` builds the HTML without Chromium (no PDF, no checks).
+NODE_STAMP := node_modules/.installed
+SLIDES_FLAGS ?=
+
+.PHONY: slides student
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make slides needs Node >= 20 and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+slides: install data $(NODE_STAMP)
+	$(PY) tools/slides.py build --profile $(PROFILE) --out build/slides $(SLIDES_FLAGS)
+
+student: install
+	$(PY) tools/student.py --out build/student
