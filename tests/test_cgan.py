@@ -96,3 +96,69 @@ def test_the_acgan_g_step_rewards_the_requested_class():
     y = torch.randint(3, (16,))
     s, c = D(G(torch.randn(16, 4), y))
     assert_close(out["loss_class_G"], F.cross_entropy(c, y).detach())
+
+
+@pytest.mark.parametrize("make_D", [cgan.ConcatDiscriminator, cgan.ProjectionDiscriminator])
+def test_the_forward_pass_never_reads_label_values_off_the_cpu(make_D):
+    # Meta tensors have shapes but no values: reading one (int(y.min()), .item()) raises. On a GPU
+    # such a read would be a host sync in every training step.
+    G, D = cgan.Generator((1, 28, 28), 10, z_dim=8, width=4).to("meta"), make_D((1, 28, 28), 10, width=4).to("meta")
+    y = torch.tensor([0, 3, 9], device="meta")
+    assert D(G(torch.randn(3, 8, device="meta"), y), y).shape == (3,)
+    with pytest.raises(ValueError, match="1-D"):  # metadata is still checked everywhere
+        G(torch.randn(1, 8, device="meta"), y[None])
+
+
+def test_balanced_labels_give_every_class_equally_often():
+    y = cgan.balanced_labels(30, 3)
+    assert y.dtype == torch.int64 and torch.equal(torch.bincount(y), torch.tensor([10, 10, 10]))
+    assert torch.equal(cgan.balanced_labels(5, 3), torch.tensor([0, 1, 2, 0, 1]))
+
+
+def test_generate_draws_fresh_z_for_each_label_in_batches():
+    torch.manual_seed(0)
+    G = cgan.Generator((1, 8, 8), 3, z_dim=4, width=4).eval()
+    y = torch.tensor([2, 0, 1, 1, 2])
+    x = cgan.generate(G, y, batch_size=2, generator=torch.Generator().manual_seed(5))
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(5))
+    assert_close(x, G(z, y).detach())
+    assert not torch.equal(x[3], x[2])  # same label, different z
+
+
+def test_class_consistency_on_hand_made_probabilities():
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
+    assert cgan.class_consistency(probs, torch.tensor([0, 1, 2, 1])) == 0.75  # the last one is seen as class 0
+    assert cgan.class_consistency(probs, torch.tensor([2, 2, 0, 2])) == 0.0
+
+
+def test_per_class_compares_fakes_for_class_k_with_reals_of_class_k():
+    y_real, y_fake = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([2, 2, 1, 1, 0, 0])
+    f_real = y_real[:, None].float() * torch.ones(1, 4)  # class k's real features are all k
+    f_fake = 10 * y_fake[:, None].float() * torch.ones(1, 4)  # fakes asked for class k are all 10 k
+    gaps = cgan.per_class(lambda a, b: float((b.mean(0) - a.mean(0)).mean()), f_real, y_real, f_fake, y_fake, 3)
+    assert gaps == [0.0, 9.0, 18.0]
+
+
+def test_train_cgan_starts_every_variant_from_the_same_generator_and_resumes(tmp_path):
+    images = _images()
+    states = {}
+    for make_D in (cgan.ConcatDiscriminator, cgan.ACDiscriminator):
+        torch.manual_seed(0)
+        states[make_D] = cgan.train_cgan(make_D, images, 0, checkpoint=None, width=4, z_dim=4, progress=False)
+    G_a, G_b = (s.G.state_dict() for s in states.values())
+    assert all(torch.equal(G_a[k], G_b[k]) for k in G_a)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "ac.pt"
+    trained = cgan.train_cgan(cgan.ACDiscriminator, images, 3, checkpoint=ckpt, width=4, z_dim=4, log_every=1,
+                              progress=False)
+    assert trained.step == 3 and "loss_class_D" in trained.history.values  # AC-GAN's steps for an AC discriminator
+    torch.manual_seed(1)  # another seed: only the checkpoint can make the weights equal
+    again = cgan.train_cgan(cgan.ACDiscriminator, images, 3, checkpoint=ckpt, width=4, z_dim=4, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(trained.G_ema.parameters(), again.G_ema.parameters()))
+
+
+def test_the_label_embedding_starts_with_the_norm_of_a_one_hot_vector():
+    torch.manual_seed(0)
+    G = cgan.Generator((1, 28, 28), 1000, z_dim=100, width=4, embed_dim=400)
+    norms = G.embed.weight.detach().norm(dim=1)  # E|e_y|^2 = embed_dim * (1 / embed_dim) = 1
+    assert abs(float(norms.square().mean()) - 1) < 0.02 and float(norms.std()) < 0.1
