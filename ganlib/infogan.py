@@ -9,6 +9,10 @@ lower bound on the mutual information I(c; G(z, c)):
 i.e. both minimise the information loss -E[log Q(c | x)]. Codes follow the paper's MNIST setup:
 one categorical code, uniform over 10 values, and continuous codes uniform on [-1, 1]; Q models each
 continuous code as a Gaussian with unit variance, so its log-likelihood is -(c - mu)^2 / 2 + const.
+The paper's App. C trains with Adam (beta1 0.5), lr 1e-3 for G and 2e-4 for D and Q, lambda = 1.
+
+Reading the codes back: ``predict_category`` (Q's arg-max on real images), ``confusion_matrix`` and
+``matched_accuracy`` (Hungarian matching of categories to labels), ``traversal`` (the paper's figures).
 """
 
 from __future__ import annotations
@@ -83,6 +87,21 @@ def mutual_information_bound(cat_logits, c_cat, n_categories: int) -> torch.Tens
     return math.log(n_categories) - F.cross_entropy(cat_logits, c_cat)
 
 
+def optimizers(G: nn.Module, D: nn.Module, lr_G: float = 1e-3, lr_D: float = 2e-4, betas=(0.5, 0.999)):
+    """Adam as in the paper's App. C: lr 1e-3 for G, 2e-4 for D (whose optimiser also holds Q: they
+    share the body), beta1 = 0.5; fused kernels on CUDA."""
+    fused = next(G.parameters()).is_cuda or None
+    return (torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas, fused=fused),
+            torch.optim.Adam(D.parameters(), lr=lr_D, betas=betas, fused=fused))
+
+
+def _d_log(adv, info, s_real, s_fake, q_cat, c_cat) -> dict[str, torch.Tensor]:
+    """What the D step logs, detached and left on the device: losses, the MI bound, D's mean outputs."""
+    return {"loss_D": adv.detach(), "loss_info": info.detach(),
+            "MI bound": mutual_information_bound(q_cat.detach().float(), c_cat, q_cat.shape[1]),
+            "D(x)": torch.sigmoid(s_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(s_fake.detach().float()).mean()}
+
+
 def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: float = 1.0,
                   continuous_weight: float = 1.0, amp: bool = False):
     """InfoGAN's steps. D's optimiser also holds Q (they share the body): the D step trains D on the
@@ -90,12 +109,9 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
     ``info_weight`` times the information loss, whose gradient reaches G through Q."""
     device = images.x.device
 
-    def codes():
-        return sample_codes(batch_size, G.n_categories, G.n_continuous, device)
-
     def d_step():
         x_real, _ = images.sample(batch_size)
-        c_cat, c_cont = codes()
+        c_cat, c_cont = sample_codes(batch_size, G.n_categories, G.n_continuous, device)
         with torch.no_grad(), autocast(device, amp):
             x_fake = G(torch.randn(batch_size, G.z_dim, device=device), c_cat, c_cont)
         with autocast(device, amp):
@@ -103,12 +119,10 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
         adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
         info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)
         train.update(opt_D, adv + info_weight * info)
-        return {"loss_D": adv.detach(), "loss_info": info.detach(),
-                "MI bound": mutual_information_bound(q_cat.detach().float(), c_cat, G.n_categories),
-                "D(x)": torch.sigmoid(s_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(s_fake.detach().float()).mean()}
+        return _d_log(adv, info, s_real, s_fake, q_cat, c_cat)
 
     def g_step():
-        c_cat, c_cont = codes()
+        c_cat, c_cont = sample_codes(batch_size, G.n_categories, G.n_continuous, device)
         with autocast(device, amp):
             s_fake, q_cat, q_cont = D(G(torch.randn(batch_size, G.z_dim, device=device), c_cat, c_cont))
         adv = losses.g_loss_nonsaturating(s_fake.float())
@@ -121,12 +135,13 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
 
 def matched_accuracy(confusion: torch.Tensor) -> tuple[float, list[int]]:
     """Accuracy after the best one-to-one matching of codes (rows) to labels (columns), by the
-    Hungarian algorithm on the confusion matrix; returns (accuracy, label assigned to each code)."""
+    Hungarian algorithm on the confusion matrix: max over injective maps pi of sum_i N[i, pi(i)] / sum N.
+    Returns (accuracy, label assigned to each code)."""
     from scipy.optimize import linear_sum_assignment
 
     counts = torch.as_tensor(confusion, dtype=torch.float64)
     rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
-    mapping = [0] * counts.shape[0]
+    mapping = [-1] * counts.shape[0]  # -1: a code left without a label (more codes than labels)
     for r, c in zip(rows, cols):
         mapping[r] = int(c)
     return float(counts[rows, cols].sum() / counts.sum()), mapping
@@ -135,3 +150,21 @@ def matched_accuracy(confusion: torch.Tensor) -> tuple[float, list[int]]:
 def confusion_matrix(codes: torch.Tensor, labels: torch.Tensor, n_codes: int, n_labels: int) -> torch.Tensor:
     """Counts (n_codes, n_labels): how often code i was predicted for an image of label j."""
     return torch.bincount(codes * n_labels + labels, minlength=n_codes * n_labels).reshape(n_codes, n_labels).cpu()
+
+
+@torch.no_grad()
+def predict_category(D, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """argmax_k Q(c_cat = k | x) for each image: the category Q reads from x, shape (N,)."""
+    return torch.cat([D(chunk)[1].argmax(1) for chunk in x.split(batch_size)])
+
+
+@torch.no_grad()
+def traversal(G, z: torch.Tensor, values: torch.Tensor, code: int) -> torch.Tensor:
+    """G at one fixed z (z_dim,) for every (category k, value v) pair, category-major: row k has
+    c_cat = k and continuous code ``code`` = v for each v in ``values`` (the other continuous codes 0).
+    Shape (K * V, C, H, W)."""
+    K, V = G.n_categories, len(values)
+    c_cat = torch.arange(K, device=z.device).repeat_interleave(V)  # (K * V,): 0 0 .. 0 1 1 ..
+    c_cont = torch.zeros(K * V, G.n_continuous, device=z.device)
+    c_cont[:, code] = values.to(z.device).repeat(K)  # v0 v1 .. v0 v1 ..
+    return G(z.expand(K * V, -1), c_cat, c_cont)
