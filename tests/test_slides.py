@@ -147,3 +147,9 @@ def test_deck_in_headless_chromium(deck, browsed):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, "a screenshot with something on it"
     pdf = OUT / f"{deck.stem}.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-" and slides.pdf_pages(pdf) == slides.count_slides(source)
+
+
+def test_the_slides_readme_lists_every_deck_with_its_slide_count():
+    table = dict(re.findall(r"^\| \[(\d\d_\w+)\.ipynb\]\(\S+\) \| .+ \| (\d+) \|$", (slides.SLIDES / "README.md").read_text(), re.M))
+    counts = {d.stem: str(slides.count_slides(nbformat.read(d, as_version=4))) for d in DECKS}
+    assert table == counts, "update the table in slides/README.md"
