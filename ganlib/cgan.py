@@ -167,8 +167,7 @@ def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = Fals
         adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
         cls = F.cross_entropy(c_real.float(), y_real) + F.cross_entropy(c_fake.float(), y_fake)
         train.update(opt_D, adv + cls)
-        return {"loss_D": adv.detach(), "loss_class_D": cls.detach(), "D(x)": torch.sigmoid(s_real.detach().float()).mean(),
-                "D(G(z))": torch.sigmoid(s_fake.detach().float()).mean()}
+        return {"loss_D": adv.detach(), "loss_class_D": cls.detach(), **train.discriminator_outputs(s_real, s_fake)}
 
     def g_step():
         y = _labels(batch_size, G.n_classes, device)

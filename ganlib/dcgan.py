@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import speed, train
+
 UpBlock = Callable[[int, int], nn.Module]
 
 
@@ -150,10 +152,8 @@ def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64
                 z_dim: int = 100, log_every: int = 100, amp: bool = False, progress: bool = True):
     """Lesson 03's recipe in one call: DCGAN with EMA (beta 0.995), checkpoint ``<run>.pt`` (resumed if
     present) and G_ema kept every tenth of the run. Returns the ``train.GANState``."""
-    from . import train  # train does not import dcgan; importing here keeps the modules independent
-
-    G = Generator(images.shape, z_dim, width).to(images.x.device)
-    D = Discriminator(images.shape, width).to(images.x.device)
+    G = speed.channels_last(Generator(images.shape, z_dim, width).to(images.x.device))
+    D = speed.channels_last(Discriminator(images.shape, width).to(images.x.device))
     opt_G, opt_D = optimizers(G, D)
     state = train.GANState.with_ema(G, D, opt_G, opt_D)
     d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, images, batch_size, amp=amp)

@@ -95,13 +95,6 @@ def optimizers(G: nn.Module, D: nn.Module, lr_G: float = 1e-3, lr_D: float = 2e-
             torch.optim.Adam(D.parameters(), lr=lr_D, betas=betas, fused=fused))
 
 
-def _d_log(adv, info, s_real, s_fake, q_cat, c_cat) -> dict[str, torch.Tensor]:
-    """What the D step logs, detached and left on the device: losses, the MI bound, D's mean outputs."""
-    return {"loss_D": adv.detach(), "loss_info": info.detach(),
-            "MI bound": mutual_information_bound(q_cat.detach().float(), c_cat, q_cat.shape[1]),
-            "D(x)": torch.sigmoid(s_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(s_fake.detach().float()).mean()}
-
-
 def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: float = 1.0,
                   continuous_weight: float = 1.0, amp: bool = False):
     """InfoGAN's steps. D's optimiser also holds Q (they share the body): the D step trains D on the
@@ -119,7 +112,8 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
         adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
         info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)
         train.update(opt_D, adv + info_weight * info)
-        return _d_log(adv, info, s_real, s_fake, q_cat, c_cat)
+        return {"loss_D": adv.detach(), "loss_info": info.detach(), **train.discriminator_outputs(s_real, s_fake),
+                "MI bound": mutual_information_bound(q_cat.detach().float(), c_cat, G.n_categories)}
 
     def g_step():
         c_cat, c_cont = sample_codes(batch_size, G.n_categories, G.n_continuous, device)

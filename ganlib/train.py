@@ -89,6 +89,12 @@ def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
+def discriminator_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What every D step logs besides its loss: mean sigmoid(D) on real and on fake logits, detached and
+    left on the device (``fit`` reads them back once per log interval; ``health`` reads them)."""
+    return {"D(x)": torch.sigmoid(d_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(d_fake.detach().float()).mean()}
+
+
 def discriminator_step(D, opt_D, d_loss, x_real, x_fake, amp: bool = False) -> dict[str, torch.Tensor]:
     """One update of D on ``d_loss(D(x_real), D(x_fake))``. ``x_fake`` is detached: no gradient reaches G.
 
@@ -98,8 +104,7 @@ def discriminator_step(D, opt_D, d_loss, x_real, x_fake, amp: bool = False) -> d
         d_real, d_fake = D(x_real), D(x_fake.detach())
     loss = d_loss(d_real.float(), d_fake.float())
     update(opt_D, loss)
-    return {"loss_D": loss.detach(), "D(x)": torch.sigmoid(d_real.detach().float()).mean(),
-            "D(G(z))": torch.sigmoid(d_fake.detach().float()).mean()}
+    return {"loss_D": loss.detach(), **discriminator_outputs(d_real, d_fake)}
 
 
 def generator_step(D, opt_G, g_loss, x_fake, amp: bool = False) -> dict[str, torch.Tensor]:

@@ -22,12 +22,15 @@ def test_the_course_has_its_lessons_in_order():
     assert numbers[:2] == [1, 2] and numbers == sorted(set(numbers))
 
 
-@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
+SOURCES = NOTEBOOKS + sorted((course.ROOT / "slides").glob("[0-9][0-9]_*.ipynb"))  # lessons and their decks
+
+
+@pytest.mark.parametrize("nb_path", SOURCES, ids=[f"{p.parent.name}/{p.stem}" for p in SOURCES])
 def test_notebook_is_committed_clean(nb_path):
     raw = json.loads(nb_path.read_text())
     for cell in raw["cells"]:
         if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, "commit notebooks without outputs"
+            assert cell["outputs"] == [] and cell["execution_count"] is None, "commit notebooks and decks without outputs"
     assert "widgets" not in raw["metadata"], "widget state belongs to executed copies, not the source"
 
 

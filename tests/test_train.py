@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -187,3 +188,13 @@ def test_recalibrated_batchnorm_statistics_are_the_average_over_fresh_batches():
     h = torch.cat([G.net[0](torch.randn(32, 4)) for _ in range(4)])  # the same four batches
     torch.testing.assert_close(G.net[1].running_mean, h.mean(0), rtol=1e-4, atol=1e-5)
     assert G.net[1].momentum == 0.1  # restored
+
+
+def test_discriminator_outputs_are_mean_probabilities_without_a_graph():
+    d_real = torch.tensor([0.0, 2.0, -1.0], requires_grad=True)
+    d_fake = torch.tensor([-3.0, 0.5], dtype=torch.bfloat16)
+    out = train.discriminator_outputs(d_real, d_fake)
+    expected_real = (0.5 + 1 / (1 + math.exp(-2.0)) + 1 / (1 + math.exp(1.0))) / 3
+    expected_fake = (1 / (1 + math.exp(3.0)) + 1 / (1 + math.exp(-0.5))) / 2
+    assert abs(float(out["D(x)"]) - expected_real) < 1e-6 and abs(float(out["D(G(z))"]) - expected_fake) < 1e-3
+    assert not out["D(x)"].requires_grad and out["D(G(z))"].dtype == torch.float32

@@ -67,13 +67,17 @@ def export_figures(executed: Path, fig_dir: Path) -> int:
     return count
 
 
-def table(results: list[Result]) -> str:
-    rows = [("lesson", "profile", "minutes", "status")]
-    rows += [(r.lesson, r.profile, f"{r.seconds / 60:.1f}", r.status) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+def format_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of strings as left-aligned columns, the first row a header underlined with dashes."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def table(results: list[Result]) -> str:
+    rows = [("lesson", "profile", "minutes", "status")]
+    return format_table(rows + [(r.lesson, r.profile, f"{r.seconds / 60:.1f}", r.status) for r in results])
 
 
 def run(profile: str, out: Path, only: list[str]) -> list[Result]:

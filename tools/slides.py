@@ -225,8 +225,7 @@ def build(profile: str, out: Path, only: list[str], pdf: bool = True, browser: b
 def table(built: list[Built]) -> str:
     rows = [("deck", "slides", "figures", "seconds", "status")]
     rows += [(b.deck, str(b.slides), str(b.figures), f"{b.seconds:.1f}", "ok" if not b.errors else "FAILED") for b in built]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return course.format_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
