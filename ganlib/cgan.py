@@ -122,29 +122,25 @@ class ACDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def _labels(n: int, n_classes: int, device) -> torch.Tensor:
-    return torch.randint(n_classes, (n,), device=device)
-
-
 def conditional_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = False):
     """Steps for a D(x, y) that returns a logit (concatenation, projection); non-saturating loss.
 
     D sees real images with their labels and fakes made *for the same labels*, so the only way to
     tell them apart is the image; G is trained on fresh uniform labels.
     """
-    device = images.x.device
+    device, ctx = images.x.device, autocast(images.x.device, amp)
 
     def d_step():
         x_real, y = images.sample(batch_size)
-        with torch.no_grad(), autocast(device, amp):
-            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), y)
-        return train.discriminator_step(lambda x: D(x, y), opt_D, losses.d_loss_nonsaturating, x_real, x_fake, amp)
+        z, _ = G.random_inputs(batch_size, device)
+        x_fake = train.fakes(G, batch_size, ctx, inputs=(z, y))  # fakes for the real batch's labels
+        return train.discriminator_step(lambda x: D(x, y), opt_D, losses.d_loss_nonsaturating, x_real, x_fake, ctx)
 
     def g_step():
-        y = _labels(batch_size, G.n_classes, device)
-        with autocast(device, amp):
-            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), y)
-        return train.generator_step(lambda x: D(x, y), opt_G, losses.g_loss_nonsaturating, x_fake, amp)
+        z, y = G.random_inputs(batch_size, device)
+        with ctx:
+            x_fake = G(z, y)
+        return train.generator_step(lambda x: D(x, y), opt_G, losses.g_loss_nonsaturating, x_fake, ctx)
 
     return d_step, g_step
 
@@ -155,14 +151,13 @@ def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = Fals
     L_S is the usual real/fake log-likelihood (non-saturating for G); L_C the log-likelihood of the
     correct class, on real *and* generated images, for both players.
     """
-    device = images.x.device
+    device, ctx = images.x.device, autocast(images.x.device, amp)
 
     def d_step():
         x_real, y_real = images.sample(batch_size)
-        y_fake = _labels(batch_size, G.n_classes, device)
-        with torch.no_grad(), autocast(device, amp):
-            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), y_fake)
-        with autocast(device, amp):
+        z, y_fake = G.random_inputs(batch_size, device)
+        x_fake = train.fakes(G, batch_size, ctx, inputs=(z, y_fake))
+        with ctx:
             (s_real, c_real), (s_fake, c_fake) = D(x_real), D(x_fake)
         adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
         cls = F.cross_entropy(c_real.float(), y_real) + F.cross_entropy(c_fake.float(), y_fake)
@@ -170,9 +165,9 @@ def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = Fals
         return {"loss_D": adv.detach(), "loss_class_D": cls.detach(), **train.discriminator_outputs(s_real, s_fake)}
 
     def g_step():
-        y = _labels(batch_size, G.n_classes, device)
-        with autocast(device, amp):
-            s_fake, c_fake = D(G(torch.randn(batch_size, G.z_dim, device=device), y))
+        z, y = G.random_inputs(batch_size, device)
+        with ctx:
+            s_fake, c_fake = D(G(z, y))
         adv, cls = losses.g_loss_nonsaturating(s_fake.float()), F.cross_entropy(c_fake.float(), y)
         train.update(opt_G, adv + cls)
         return {"loss_G": adv.detach(), "loss_class_G": cls.detach()}
@@ -195,7 +190,8 @@ def balanced_labels(n: int, n_classes: int, device=None) -> torch.Tensor:
 @torch.no_grad()
 def generate(G, y: torch.Tensor, batch_size: int = 1000, generator=None) -> torch.Tensor:
     """G(z, y) with fresh z ~ N(0, I) for every label in y, ``batch_size`` at a time: (len(y), C, H, W)."""
-    z = torch.randn(len(y), G.z_dim, generator=generator).to(y.device)
+    z, _ = G.random_inputs(len(y), generator=generator)  # drawn on the CPU: the same z on every device
+    z = z.to(y.device)
     return torch.cat([G(zb, yb) for zb, yb in zip(z.split(batch_size), y.split(batch_size))])
 
 
@@ -214,18 +210,19 @@ def per_class(metric, f_real, y_real, f_fake, y_fake, n_classes: int) -> list:
     return [metric(f_real[y_real == k], f_fake[y_fake == k]) for k in range(n_classes)]
 
 
-def train_cgan(make_D, images, steps: int, *, checkpoint, batch_size: int = 64, width: int = 64, z_dim: int = 100,
-               log_every: int = 100, snapshot_z=None, amp: bool = False, progress: bool = True) -> train.GANState:
+def train_cgan(make_D, images, steps: int, *, checkpoint, make_steps=conditional_steps, batch_size: int = 64,
+               width: int = 64, z_dim: int = 100, log_every: int = 100, snapshot_z=None, amp: bool = False,
+               progress: bool = True) -> train.GANState:
     """One run of lesson 05's recipe: ``Generator`` and D = make_D(shape, n_classes, width), Adam (2e-4, 0.5),
-    EMA of G (beta 0.995), AC-GAN's steps for an ``ACDiscriminator`` and ``conditional_steps`` otherwise;
-    the checkpoint is resumed if present. G is built first: seed before each call and every variant starts
-    from the same G. ``snapshot_z`` (N, z_dim) records ``class_grid`` of G_ema four times. Returns the state."""
+    EMA of G (beta 0.995), the steps ``make_steps`` builds (``conditional_steps`` for a D(x, y),
+    ``acgan_steps`` for an ``ACDiscriminator``); the checkpoint is resumed if present. G is built first:
+    seed before each call and every variant starts from the same G. ``snapshot_z`` (N, z_dim) records
+    ``class_grid`` of G_ema four times. Returns the state."""
     device, n_classes = images.x.device, len(images.classes)
     G = speed.channels_last(Generator(images.shape, n_classes, z_dim, width).to(device))
     D = speed.channels_last(make_D(images.shape, n_classes, width).to(device))
     opt_G, opt_D = dcgan.optimizers(G, D)
     state = train.GANState.with_ema(G, D, opt_G, opt_D)
-    make_steps = acgan_steps if isinstance(D, ACDiscriminator) else conditional_steps
     d_step, g_step = make_steps(G, D, opt_G, opt_D, images, batch_size, amp=amp)
     snapshot = None if snapshot_z is None else (lambda: class_grid(state.G_ema, snapshot_z, n_classes))
     train.fit(state, d_step, g_step, steps, ema_beta=0.995, log_every=log_every, snapshot=snapshot,

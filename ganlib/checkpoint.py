@@ -1,7 +1,8 @@
 """Checkpoints that resume a GAN run exactly: models, optimisers, EMA, step, history and every RNG.
 
 Works on any object with the fields of ``train.GANState`` (G, D, opt_G, opt_D, G_ema, step,
-history). Files are written atomically and read back with ``torch.load(weights_only=True)``, which
+history, extras). ``extras`` carries a recipe's own state by name: tensors are saved and restored in
+place, anything else through its ``state_dict``/``load_state_dict``. Files are written atomically and read back with ``torch.load(weights_only=True)``, which
 refuses to unpickle arbitrary objects.
 """
 
@@ -34,6 +35,22 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
 
 
+def _extra_state(value):
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value.state_dict()
+
+
+def _load_extras(path, extras: dict, saved: dict) -> None:
+    if set(extras) != set(saved):
+        raise ValueError(f"{path}: the checkpoint carries extras {sorted(saved)} but this state has {sorted(extras)}; "
+                         "build the state the same way as when it was saved")
+    for name, value in extras.items():
+        if isinstance(value, torch.Tensor):
+            with torch.no_grad():
+                value.copy_(saved[name])
+        else:
+            value.load_state_dict(saved[name])
+
+
 def save(path: str | os.PathLike, state) -> None:
     """Write models, optimisers, EMA, step, history and every RNG state; atomically."""
     path = Path(path)
@@ -41,7 +58,8 @@ def save(path: str | os.PathLike, state) -> None:
     blob = {"step": state.step, "G": state.G.state_dict(), "D": state.D.state_dict(),
             "opt_G": state.opt_G.state_dict(), "opt_D": state.opt_D.state_dict(),
             "G_ema": None if state.G_ema is None else state.G_ema.state_dict(),
-            "history": state.history.state_dict(), "rng": rng_state()}
+            "history": state.history.state_dict(), "rng": rng_state(),
+            "extras": {k: _extra_state(v) for k, v in getattr(state, "extras", {}).items()}}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(blob, tmp)
     os.replace(tmp, path)
@@ -61,5 +79,6 @@ def load(path: str | os.PathLike, state):
         state.G_ema.load_state_dict(blob["G_ema"])
     state.step = int(blob["step"])
     state.history.load_state_dict(blob["history"])
+    _load_extras(path, getattr(state, "extras", {}), blob.get("extras", {}))
     set_rng_state(blob["rng"])
     return state

@@ -85,20 +85,56 @@ class Generator(nn.Module):
         return (torch.randn(n, self.z_dim, device=device, generator=generator),)
 
 
-class Discriminator(nn.Module):
-    """images (B, C, H, W) -> logits (B,)."""
+def down_batchnorm(c_in: int, c_out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
+                   norm: bool = True) -> list[nn.Module]:
+    """A strided convolution, then batch norm if ``norm`` (DCGAN's D; the conv drops its bias before BN)."""
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=not norm)
+    return [conv, nn.BatchNorm2d(c_out)] if norm else [conv]
 
-    def __init__(self, shape=(1, 28, 28), width: int = 64):
+
+def down_layernorm(c_in: int, c_out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
+                   norm: bool = True) -> list[nn.Module]:
+    """A strided convolution, then layer norm over (C, H, W) of each sample (``GroupNorm`` with one group).
+
+    Per-sample normalisation keeps D(x_i) a function of x_i alone, which a gradient penalty needs.
+    """
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, padding)
+    return [conv, nn.GroupNorm(1, c_out)] if norm else [conv]
+
+
+def down_plain(c_in: int, c_out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
+               norm: bool = True) -> list[nn.Module]:
+    """A strided convolution with no normalisation at all (WGAN-GP's DCGAN critic)."""
+    return [nn.Conv2d(c_in, c_out, kernel, stride, padding)]
+
+
+def down_spectral(c_in: int, c_out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
+                  norm: bool = True) -> list[nn.Module]:
+    """A strided convolution divided by its spectral norm (Miyato et al. 2018), for every layer (``norm``
+    is ignored: spectral normalisation replaces batch norm)."""
+    return [nn.utils.parametrizations.spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride, padding))]
+
+
+DownBlock = Callable[..., list[nn.Module]]
+
+
+class Discriminator(nn.Module):
+    """images (B, C, H, W) -> logits (B,).
+
+    ``down`` builds each layer: ``down_batchnorm`` (the paper's), ``down_layernorm``, ``down_plain``
+    or ``down_spectral``. The input layer and the head are built with ``norm=False``.
+    """
+
+    def __init__(self, shape=(1, 28, 28), width: int = 64, down: DownBlock = down_batchnorm):
         super().__init__()
         c, base, levels = _levels(shape)
-        layers = [nn.Conv2d(c, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]  # no batch norm on the input
+        layers = [*down(c, width, norm=False), nn.LeakyReLU(0.2, True)]  # no normalisation on the input
         ch = width
         for _ in range(levels - 1):
-            layers += [nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * ch),
-                       nn.LeakyReLU(0.2, True)]
+            layers += [*down(ch, 2 * ch), nn.LeakyReLU(0.2, True)]
             ch *= 2
         self.body = nn.Sequential(*layers)  # (B, ch, base, base): reused by conditional and InfoGAN heads
-        self.head = nn.Conv2d(ch, 1, base)  # (B, 1, 1, 1)
+        (self.head,) = down(ch, 1, base, 1, 0, norm=False)  # one layer, (B, 1, 1, 1): the same keys whatever ``down``
         self.features = ch
         self.apply(init_weights)
 
@@ -106,22 +142,27 @@ class Discriminator(nn.Module):
         return self.head(self.body(x)).flatten()  # (B, 1, 1, 1) -> (B,)
 
 
+def _stored_weight(module: nn.Module) -> torch.Tensor:
+    """The weight parameter itself: under spectral norm ``module.weight`` is computed from ``original``."""
+    if nn.utils.parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
 def init_weights(module: nn.Module) -> None:
     """Convolutions ~ N(0, 0.02) as in the paper; batch-norm scales ~ N(1, 0.02), shifts 0 (pytorch/examples)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.normal_(_stored_weight(module), 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
 def optimizers(G: nn.Module, D: nn.Module, lr: float = 2e-4, betas=(0.5, 0.999)):
-    """Adam for both players with the paper's lr 2e-4 and beta1 0.5; fused kernels on CUDA."""
-    fused = next(G.parameters()).is_cuda
-    return (torch.optim.Adam(G.parameters(), lr=lr, betas=betas, fused=fused or None),
-            torch.optim.Adam(D.parameters(), lr=lr, betas=betas, fused=fused or None))
+    """The paper's Adam for both players: lr 2e-4, beta1 0.5 (``train.adam``; fused on CUDA)."""
+    return train.adam(G, D, lr, lr, betas)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,10 +89,8 @@ def mutual_information_bound(cat_logits, c_cat, n_categories: int) -> torch.Tens
 
 def optimizers(G: nn.Module, D: nn.Module, lr_G: float = 1e-3, lr_D: float = 2e-4, betas=(0.5, 0.999)):
     """Adam as in the paper's App. C: lr 1e-3 for G, 2e-4 for D (whose optimiser also holds Q: they
-    share the body), beta1 = 0.5; fused kernels on CUDA."""
-    fused = next(G.parameters()).is_cuda or None
-    return (torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas, fused=fused),
-            torch.optim.Adam(D.parameters(), lr=lr_D, betas=betas, fused=fused))
+    share the body), beta1 = 0.5 (``train.adam``; fused on CUDA)."""
+    return train.adam(G, D, lr_G, lr_D, betas)
 
 
 def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: float = 1.0,
@@ -100,14 +98,13 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
     """InfoGAN's steps. D's optimiser also holds Q (they share the body): the D step trains D on the
     GAN loss and Q on the information loss of detached fakes; the G step trains G on the GAN loss plus
     ``info_weight`` times the information loss, whose gradient reaches G through Q."""
-    device = images.x.device
+    device, ctx = images.x.device, autocast(images.x.device, amp)
 
     def d_step():
         x_real, _ = images.sample(batch_size)
-        c_cat, c_cont = sample_codes(batch_size, G.n_categories, G.n_continuous, device)
-        with torch.no_grad(), autocast(device, amp):
-            x_fake = G(torch.randn(batch_size, G.z_dim, device=device), c_cat, c_cont)
-        with autocast(device, amp):
+        z, c_cat, c_cont = G.random_inputs(batch_size, device)
+        x_fake = train.fakes(G, batch_size, ctx, inputs=(z, c_cat, c_cont))
+        with ctx:
             (s_real, _, _), (s_fake, q_cat, q_cont) = D(x_real), D(x_fake)
         adv = losses.d_loss_nonsaturating(s_real.float(), s_fake.float())
         info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)
@@ -116,9 +113,9 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
                 "MI bound": mutual_information_bound(q_cat.detach().float(), c_cat, G.n_categories)}
 
     def g_step():
-        c_cat, c_cont = sample_codes(batch_size, G.n_categories, G.n_continuous, device)
-        with autocast(device, amp):
-            s_fake, q_cat, q_cont = D(G(torch.randn(batch_size, G.z_dim, device=device), c_cat, c_cont))
+        z, c_cat, c_cont = G.random_inputs(batch_size, device)
+        with ctx:
+            s_fake, q_cat, q_cont = D(G(z, c_cat, c_cont))
         adv = losses.g_loss_nonsaturating(s_fake.float())
         info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)
         train.update(opt_G, adv + info_weight * info)

@@ -1,10 +1,44 @@
 """The training loop used from lesson 03 on.
 
-A lesson writes its own ``d_step()`` and ``g_step()`` (each returns a dict of scalar tensors to
-log) and hands them to ``fit``, which adds what every lesson needs: ``n_critic`` D steps per G
-step, an EMA of G, a progress bar, a history of losses and timings, fixed-z snapshots,
-checkpoints that resume exactly (``ganlib.checkpoint``), a guard against NaN/inf losses, and a
-health summary that names the classic failures.
+A run is a **schedule**: a list of ``Phase``s, each a name, a step function and an interval keyed on
+``state.step`` (as NVlabs' StyleGAN2 loop keeps its G_main / G_reg / D_main / D_reg phases). At every
+step ``fit_schedule`` runs each phase that is due, in order, then updates the EMA of G. The usual
+"n_critic D steps, then one G step" is the shorthand ``fit(state, d_step, g_step, steps, n_critic=...)``.
+Because due-ness is read off ``state.step`` alone, no counter hides in a closure and a resumed run
+does exactly what the uninterrupted one did.
+
+The shape of a step, the example lessons 07-09 follow. A step returns a dict of scalar tensors to
+log, left on the device; ``ctx`` is one autocast context built once per run, as nanoGPT does::
+
+    ctx = speed.autocast(device, amp)               # bf16 where allowed, else a no-op
+
+    def d_step():                                   # a WGAN-GP critic step
+        x_real, _ = images.sample(batch_size)
+        x_fake = train.fakes(G, batch_size, ctx)    # no graph back into G
+        with ctx:
+            d_real, d_fake = D(x_real), D(x_fake)
+        loss = losses.d_loss_wasserstein(d_real.float(), d_fake.float())   # losses in fp32
+        gp = losses.gradient_penalty(D, x_real, x_fake)                    # its own fp32 forward
+        train.update(opt_D, loss + gp)
+        return {"loss_D": loss.detach(), "penalty": gp.detach(), **train.critic_outputs(d_real, d_fake)}
+
+    def r1_step():                                  # a lazy regulariser: its own phase
+        x_real, _ = images.sample(batch_size)
+        r1 = losses.r1_penalty(D, x_real, gamma)
+        train.update(opt_D, r1 * 16)                # lazy: scaled by its interval
+        return {"R1": r1.detach()}
+
+    schedule = [train.Phase("D", d_step, repeat=5), train.Phase("G", g_step),
+                train.Phase("R1", r1_step, every=16)]
+    train.fit_schedule(state, schedule, steps, ema_beta=0.999)
+
+(``discriminator_step`` and ``gan_steps`` below package the common case: ``gan_steps(..., d_loss=
+losses.d_loss_hinge, g_loss=losses.g_loss_hinge)`` is SAGAN's; ``penalty=`` adds a regulariser.)
+
+``fit`` adds what every lesson needs: an EMA of G (a constant beta or a function of the step), a
+progress bar, a history of losses and timings, fixed-z snapshots, checkpoints that resume exactly
+(``ganlib.checkpoint``, extra state included), a guard against NaN/inf losses, and a health summary
+that names the classic failures of a BCE discriminator and of a critic.
 
 The hot loop never synchronises with the host: logged values are summed on the device and read
 back once every ``log_every`` steps.
@@ -12,12 +46,14 @@ back once every ``log_every`` steps.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,9 +62,11 @@ from tqdm.auto import tqdm
 
 from . import losses
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
+from .health import Health, check as health  # noqa: F401  (train.health: the name lessons use)
 from .speed import autocast
 
 StepFn = Callable[[], dict[str, torch.Tensor]]
+NO_AUTOCAST = contextlib.nullcontext()
 
 
 class TrainingDiverged(RuntimeError):
@@ -37,7 +75,11 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class History:
-    """What training logged: one row per ``log_every`` steps (means over the interval)."""
+    """What training logged: one row per ``log_every`` steps (means over the interval).
+
+    Every key has one value per row, aligned with ``steps``: a key not logged in an interval (a
+    phase that runs every 16 steps, logged every 10) holds NaN there. ``series(key)`` drops those.
+    """
 
     steps: list[int] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)
@@ -45,10 +87,19 @@ class History:
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, samples on CPU)
 
     def add(self, step: int, values: dict[str, float], seconds: float) -> None:
+        rows = len(self.steps)
         self.steps.append(step)
         self.seconds.append(seconds)
         for k, v in values.items():
-            self.values.setdefault(k, []).append(v)
+            self.values.setdefault(k, [math.nan] * rows).append(v)  # a new key: NaN in the rows before
+        for column in self.values.values():
+            if len(column) == rows:
+                column.append(math.nan)  # a key this interval did not log
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of ``key`` at the rows where it was logged."""
+        pairs = [(s, v) for s, v in zip(self.steps, self.values[key]) if not math.isnan(v)]
+        return [s for s, _ in pairs], [v for _, v in pairs]
 
     def state_dict(self) -> dict:
         return {"steps": self.steps, "values": self.values, "seconds": self.seconds,
@@ -61,7 +112,13 @@ class History:
 
 @dataclass
 class GANState:
-    """Everything training changes, in one object so it can be checkpointed and resumed."""
+    """Everything training changes, in one object so it can be checkpointed and resumed.
+
+    ``extras`` holds whatever else a recipe must carry across a resume, by name: tensors (restored
+    in place, e.g. StyleGAN2's path-length mean) or objects with ``state_dict``/``load_state_dict``
+    (e.g. a learning-rate schedule). Buffers of G and D (such as StyleGAN's w_avg) need no extra:
+    they are in the models' state dicts.
+    """
 
     G: nn.Module
     D: nn.Module
@@ -70,16 +127,35 @@ class GANState:
     G_ema: nn.Module | None = None
     step: int = 0
     history: History = field(default_factory=History)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def with_ema(cls, G, D, opt_G, opt_D) -> "GANState":
+    def with_ema(cls, G, D, opt_G, opt_D, **kwargs) -> "GANState":
         """A state whose ``G_ema`` starts as a frozen copy of G."""
-        return cls(G, D, opt_G, opt_D, G_ema=copy.deepcopy(G).requires_grad_(False))
+        return cls(G, D, opt_G, opt_D, G_ema=copy.deepcopy(G).requires_grad_(False), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
+
+
+def adam(G: nn.Module, D: nn.Module, lr_G: float = 2e-4, lr_D: float | None = None, betas=(0.5, 0.999),
+         eps: float = 1e-8) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for both players; ``lr_D`` defaults to ``lr_G`` (set both for TTUR, Heusel et al. 2017).
+    Fused kernels on CUDA."""
+    fused = next(G.parameters()).is_cuda or None
+    return (torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas, eps=eps, fused=fused),
+            torch.optim.Adam(D.parameters(), lr=lr_G if lr_D is None else lr_D, betas=betas, eps=eps, fused=fused))
+
+
+def lazy_adam_settings(lr: float, betas: tuple[float, float], every: int) -> tuple[float, tuple[float, float]]:
+    """StyleGAN2's correction for a regulariser run every k steps: with c = k / (k + 1), lr * c and beta^c.
+
+    The optimiser then takes k + 1 steps where it was tuned for k, at the same effective speed.
+    """
+    c = every / (every + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)
 
 
 def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -89,27 +165,53 @@ def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def fakes(G: nn.Module, n: int, ctx=NO_AUTOCAST, inputs: tuple | None = None) -> torch.Tensor:
+    """A batch G(*inputs) with no graph back into G (for D's step); ``inputs`` default to
+    ``G.random_inputs(n, device)``, which every course generator has."""
+    inputs = G.random_inputs(n, _device(G)) if inputs is None else inputs
+    with torch.no_grad(), ctx:
+        return G(*inputs)
+
+
 def discriminator_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What every D step logs besides its loss: mean sigmoid(D) on real and on fake logits, detached and
-    left on the device (``fit`` reads them back once per log interval; ``health`` reads them)."""
+    """What a BCE discriminator's step logs besides its loss: mean sigmoid(D) on real and on fake
+    logits, detached and left on the device (``fit`` reads them back once per log interval)."""
     return {"D(x)": torch.sigmoid(d_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(d_fake.detach().float()).mean()}
 
 
-def discriminator_step(D, opt_D, d_loss, x_real, x_fake, amp: bool = False) -> dict[str, torch.Tensor]:
-    """One update of D on ``d_loss(D(x_real), D(x_fake))``. ``x_fake`` is detached: no gradient reaches G.
+def critic_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a critic's step logs: its mean scores (no sigmoid: scores, not probabilities) and their
+    gap E[D(x)] - E[D(G(z))], the critic's estimate of W1 (for a 1-Lipschitz critic)."""
+    real, fake = d_real.detach().float().mean(), d_fake.detach().float().mean()
+    return {"critic(x)": real, "critic(G(z))": fake, "W1 estimate": real - fake}
 
-    With ``amp`` the forward passes run in bf16 autocast; the loss is always taken in fp32.
+
+def discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx=NO_AUTOCAST, *, penalty=None,
+                       outputs=discriminator_outputs) -> dict[str, torch.Tensor]:
+    """One update of D on ``d_loss(D(x_real), D(x_fake))`` (+ ``penalty(D, x_real, x_fake)`` if given).
+
+    ``x_fake`` is detached: no gradient reaches G. The forward passes run in ``ctx``; the loss is
+    always taken in fp32, and a penalty runs its own fp32 forward (``ganlib.losses``).
     """
-    with autocast(x_real.device, amp):
-        d_real, d_fake = D(x_real), D(x_fake.detach())
+    x_fake = x_fake.detach()
+    with ctx:
+        d_real, d_fake = D(x_real), D(x_fake)
     loss = d_loss(d_real.float(), d_fake.float())
+    logs = {"loss_D": loss.detach(), **outputs(d_real, d_fake)}
+    if penalty is not None:
+        reg = penalty(D, x_real, x_fake)
+        logs["penalty"], loss = reg.detach(), loss + reg
     update(opt_D, loss)
-    return {"loss_D": loss.detach(), **discriminator_outputs(d_real, d_fake)}
+    return logs
 
 
-def generator_step(D, opt_G, g_loss, x_fake, amp: bool = False) -> dict[str, torch.Tensor]:
+def generator_step(D, opt_G, g_loss, x_fake, ctx=NO_AUTOCAST) -> dict[str, torch.Tensor]:
     """One update of G on ``g_loss(D(x_fake))``; D's parameters get gradients but are not stepped."""
-    with autocast(x_fake.device, amp):
+    with ctx:
         d_fake = D(x_fake)
     loss = g_loss(d_fake.float())
     update(opt_G, loss)
@@ -117,35 +219,73 @@ def generator_step(D, opt_G, g_loss, x_fake, amp: bool = False) -> dict[str, tor
 
 
 def gan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, d_loss=losses.d_loss_nonsaturating,
-              g_loss=losses.g_loss_nonsaturating, amp: bool = False) -> tuple[StepFn, StepFn]:
+              g_loss=losses.g_loss_nonsaturating, penalty=None, outputs=discriminator_outputs,
+              amp: bool = False) -> tuple[StepFn, StepFn]:
     """``d_step`` and ``g_step`` for ``fit``, for an unconditional image GAN.
 
-    Real batches are drawn by indexing the device-resident ``images`` (``data.ImageSet``), noise
-    is drawn on the device, and nothing is copied to the host. ``G`` must have a ``z_dim``.
+    Real batches are drawn by indexing the device-resident ``images`` (``data.ImageSet``), G's inputs
+    by ``G.random_inputs`` on the device, and nothing is copied to the host. With ``amp`` forward
+    passes run in bf16 autocast (losses and penalties in fp32).
     """
-    device = images.x.device
+    ctx = autocast(images.x.device, amp)
 
     def d_step():
         x_real, _ = images.sample(batch_size)
-        with torch.no_grad(), autocast(device, amp):
-            x_fake = G(torch.randn(batch_size, G.z_dim, device=device))
-        return discriminator_step(D, opt_D, d_loss, x_real, x_fake, amp)
+        x_fake = fakes(G, batch_size, ctx)
+        return discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx, penalty=penalty, outputs=outputs)
 
     def g_step():
-        with autocast(device, amp):
-            x_fake = G(torch.randn(batch_size, G.z_dim, device=device))
-        return generator_step(D, opt_G, g_loss, x_fake, amp)
+        with ctx:
+            x_fake = G(*G.random_inputs(batch_size, images.x.device))
+        return generator_step(D, opt_G, g_loss, x_fake, ctx)
 
     return d_step, g_step
 
 
 @torch.no_grad()
 def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
-    """theta_ema <- beta * theta_ema + (1 - beta) * theta; buffers (e.g. BatchNorm statistics) are copied."""
+    """theta_ema <- beta * theta_ema + (1 - beta) * theta; buffers (BatchNorm statistics, StyleGAN's
+    w_avg) are copied."""
     for p_ema, p in zip(G_ema.parameters(), G.parameters()):
         p_ema.lerp_(p, 1.0 - beta)
     for b_ema, b in zip(G_ema.buffers(), G.buffers()):
         b_ema.copy_(b)
+
+
+def ema_half_life(batch_size: int, half_life_images: float, ramp: float | None = None) -> Callable[[int], float]:
+    """StyleGAN2's EMA as a function of the step: beta = 0.5^(B / h), h = half_life_images, or with
+    ``ramp``, h = min(half_life_images, ramp * B * step) so a short run's average does not lag."""
+    def beta(step: int) -> float:
+        h = half_life_images if ramp is None else min(half_life_images, ramp * batch_size * step)
+        return 0.5 ** (batch_size / max(h, 1e-8))
+    return beta
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Part of a training step: ``fn()`` runs ``repeat`` times at every step s with s % every == 0."""
+
+    name: str
+    fn: StepFn
+    every: int = 1
+    repeat: int = 1
+
+    def __post_init__(self):
+        if self.every < 1 or self.repeat < 1:
+            raise ValueError(f"phase {self.name!r}: every and repeat must be >= 1, got {self.every} and {self.repeat}")
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+
+def schedule(d_step: StepFn, g_step: StepFn, n_critic: int = 1) -> list[Phase]:
+    """The classic schedule: ``n_critic`` D steps, then one G step, at every step."""
+    return [Phase("D", d_step, repeat=n_critic), Phase("G", g_step)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,17 +341,26 @@ def _due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
-def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic: int = 1,
-        ema_beta: float = 0.999, log_every: int = 50, snapshot: Callable[[], torch.Tensor] | None = None,
-        snapshot_every: int = 0, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
-        on_log: Callable[[GANState], None] | None = None, progress: bool = True) -> History:
+def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic: int = 1, **options) -> History:
     """Train until ``state.step == steps``: each step runs ``d_step`` n_critic times, then ``g_step``.
 
-    If ``checkpoint`` names an existing file, training resumes from it (and does nothing if it
-    already reached ``steps``): load a checkpoint if present, else train. Checkpoints are written
-    every ``checkpoint_every`` steps and at the end. ``snapshot()`` (e.g. ``G_ema(z_fixed)``) is
-    recorded every ``snapshot_every`` steps; ``on_log(state)`` runs after each logged row.
-    Raises ``TrainingDiverged`` if a logged value turns NaN or infinite.
+    The shorthand for ``fit_schedule(state, schedule(d_step, g_step, n_critic), steps, **options)``.
+    """
+    return fit_schedule(state, schedule(d_step, g_step, n_critic), steps, **options)
+
+
+def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: float | Callable[[int], float] = 0.999,
+                 log_every: int = 50, snapshot: Callable[[], torch.Tensor] | None = None, snapshot_every: int = 0,
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
+                 on_log: Callable[[GANState], None] | None = None, progress: bool = True) -> History:
+    """Train until ``state.step == steps``, running at each step every phase that is due, in order.
+
+    ``ema_beta`` is a number or a function of the step (``ema_half_life``). If ``checkpoint`` names an
+    existing file, training resumes from it (and does nothing if it already reached ``steps``): load a
+    checkpoint if present, else train. Checkpoints are written every ``checkpoint_every`` steps and at
+    the end. ``snapshot()`` (e.g. ``G_ema(z_fixed)``) is recorded every ``snapshot_every`` steps;
+    ``on_log(state)`` runs after each logged row. Raises ``TrainingDiverged`` if a logged value turns
+    NaN or infinite.
     """
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(checkpoint, state)
@@ -223,11 +372,12 @@ def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic
     meter = _Meter()
     bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="training", dynamic_ncols=True)
     while state.step < steps:
-        for _ in range(n_critic):
-            meter.add(d_step())
-        meter.add(g_step())
+        for phase in phases:
+            if phase.due(state.step):
+                for _ in range(phase.repeat):
+                    meter.add(phase.fn())
         if state.G_ema is not None:
-            ema_update(state.G_ema, state.G, ema_beta)
+            ema_update(state.G_ema, state.G, ema_beta(state.step) if callable(ema_beta) else ema_beta)
         state.step += 1
         bar.update()
         save_now = checkpoint is not None and _due(state.step, checkpoint_every, steps)
@@ -241,59 +391,6 @@ def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic
             save_checkpoint(checkpoint, state)
     bar.close()
     return state.history
-
-
-# ---------------------------------------------------------------------------------------------
-# Health
-# ---------------------------------------------------------------------------------------------
-
-
-def _diversity(x: torch.Tensor) -> float:
-    """Mean pairwise L2 distance between the samples of a batch (B, ...)."""
-    flat = x.reshape(len(x), -1).float()
-    return float(torch.pdist(flat).mean())
-
-
-@dataclass
-class Health:
-    """What the end of a run looks like, and which classic failures it shows."""
-
-    means: dict[str, float]
-    diversity: float | None  # last snapshot's diversity relative to real data (1 = as diverse)
-    warnings: list[str]
-
-    def __str__(self) -> str:
-        lines = ["end of training: " + ", ".join(f"{k} {v:.3g}" for k, v in self.means.items())]
-        if self.diversity is not None:
-            lines.append(f"fixed-z samples are {self.diversity:.2f}x as diverse as real data")
-        lines += [f"WARNING: {w}" for w in self.warnings] or ["no warning signs"]
-        return "\n".join(lines)
-
-
-def health(history: History, real: torch.Tensor | None = None, window: float = 0.2) -> Health:
-    """Check the last ``window`` of the logged history for the classic failure signatures.
-
-    - D overpowering G: D(x) -> 1 and D(G(z)) -> 0, so the generator's gradient vanishes;
-    - D collapsing: D(G(z)) above D(x) for long, i.e. D no longer tells real from fake;
-    - mode collapse: the last fixed-z snapshot far less diverse than a real batch ``real``.
-    """
-    rows = max(1, int(round(len(history.steps) * window)))
-    means = {k: float(np.mean(v[-rows:])) for k, v in history.values.items()}
-    warnings = []
-    p_real, p_fake = means.get("D(x)"), means.get("D(G(z))")
-    if p_real is not None and p_fake is not None:
-        if p_real > 0.9 and p_fake < 0.1:
-            warnings.append("D is overpowering G (D(x) near 1, D(G(z)) near 0): G's gradient vanishes. "
-                            "Lower D's learning rate, raise G's, or regularise D.")
-        if p_fake > p_real + 0.1:
-            warnings.append("D rates fakes above real data: D has collapsed or is far too weak.")
-    ratio = None
-    if real is not None and history.snapshots:
-        fake = history.snapshots[-1][1]
-        ratio = _diversity(fake) / _diversity(real[: len(fake)].cpu())
-        if ratio < 0.5:
-            warnings.append(f"fixed-z samples are only {ratio:.2f}x as diverse as real data: likely mode collapse.")
-    return Health(means, ratio, warnings)
 
 
 @torch.no_grad()

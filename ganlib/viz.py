@@ -136,24 +136,37 @@ def points_2d(x_real, x_fake=None, lim: float = 2.0, ax=None, title: str | None 
     return fig
 
 
-def loss_curves(history, keys: Sequence[str] | None = None, probs: Sequence[str] = ("D(x)", "D(G(z))")) -> Figure:
-    """Losses against step (left); D's mean outputs on real and generated batches (right), if logged."""
-    values = history.values
-    probs = [k for k in probs if k in values]
-    keys = keys or [k for k in values if k not in probs]
-    fig = Figure(figsize=(10 if probs else 5.5, 3.4), layout="constrained")
-    axes = fig.subplots(1, 2 if probs else 1, squeeze=False)[0]
+def loss_curves(history, keys: Sequence[str] | None = None, probs: Sequence[str] = ("D(x)", "D(G(z))"),
+                ax=None) -> Figure:
+    """Logged values against step: losses (left) and D's mean outputs on real and generated batches
+    (right), if logged. A key logged only at some rows is drawn where it was logged. With ``ax``, only
+    ``keys`` (default: every key but ``probs``) are drawn, into that axes."""
+    probs = [k for k in probs if k in history.values]
+    keys = keys or [k for k in history.values if k not in probs]
+    if ax is not None:
+        axes = [ax]
+    else:
+        fig = Figure(figsize=(10 if probs else 5.5, 3.4), layout="constrained")
+        axes = fig.subplots(1, 2 if probs else 1, squeeze=False)[0]
     for k in keys:
-        axes[0].plot(history.steps, values[k], label=k)
+        axes[0].plot(*history.series(k), label=k)
     axes[0].set(xlabel="step", ylabel="loss", title="losses")
     axes[0].legend(frameon=False)
-    if probs:
+    if probs and ax is None:
         for k, colour in zip(probs, [REAL, FAKE]):
-            axes[1].plot(history.steps, values[k], label=k, color=colour)
+            axes[1].plot(*history.series(k), label=k, color=colour)
         axes[1].axhline(0.5, color="gray", lw=0.8, ls=":")
         axes[1].set(xlabel="step", ylim=(0, 1), title="discriminator outputs")
         axes[1].legend(frameon=False)
-    return fig
+    return axes[0].figure
+
+
+def snapshots(history, n: int = 36, nrow: int = 6, ncols: int = 5, size: float = 2.6) -> Figure:
+    """The fixed-z snapshots ``train.fit`` recorded, one grid of the first ``n`` samples per snapshot."""
+    def draw(ax, snap):
+        step, x = snap
+        image_grid(x[:n], nrow=nrow, ax=ax, title=f"step {step}")
+    return panels(history.snapshots, draw, ncols=ncols, size=size)
 
 
 def panels(frames: Sequence, draw: Callable, ncols: int = 4, size: float = 2.6,

@@ -93,8 +93,8 @@ def test_the_acgan_g_step_rewards_the_requested_class():
     torch.manual_seed(1)
     out = g_step()
     torch.manual_seed(1)
-    y = torch.randint(3, (16,))
-    s, c = D(G(torch.randn(16, 4), y))
+    z, y = G.random_inputs(16)  # the step's draws, in its order
+    s, c = D(G(z, y))
     assert_close(out["loss_class_G"], F.cross_entropy(c, y).detach())
 
 
@@ -144,16 +144,19 @@ def test_train_cgan_starts_every_variant_from_the_same_generator_and_resumes(tmp
     states = {}
     for make_D in (cgan.ConcatDiscriminator, cgan.ACDiscriminator):
         torch.manual_seed(0)
-        states[make_D] = cgan.train_cgan(make_D, images, 0, checkpoint=None, width=4, z_dim=4, progress=False)
+        make_steps = cgan.acgan_steps if make_D is cgan.ACDiscriminator else cgan.conditional_steps
+        states[make_D] = cgan.train_cgan(make_D, images, 0, checkpoint=None, make_steps=make_steps, width=4, z_dim=4,
+                                         progress=False)
     G_a, G_b = (s.G.state_dict() for s in states.values())
     assert all(torch.equal(G_a[k], G_b[k]) for k in G_a)
     torch.manual_seed(0)
     ckpt = tmp_path / "ac.pt"
-    trained = cgan.train_cgan(cgan.ACDiscriminator, images, 3, checkpoint=ckpt, width=4, z_dim=4, log_every=1,
-                              progress=False)
-    assert trained.step == 3 and "loss_class_D" in trained.history.values  # AC-GAN's steps for an AC discriminator
+    trained = cgan.train_cgan(cgan.ACDiscriminator, images, 3, checkpoint=ckpt, make_steps=cgan.acgan_steps, width=4,
+                              z_dim=4, log_every=1, progress=False)
+    assert trained.step == 3 and "loss_class_D" in trained.history.values  # AC-GAN's steps, as asked
     torch.manual_seed(1)  # another seed: only the checkpoint can make the weights equal
-    again = cgan.train_cgan(cgan.ACDiscriminator, images, 3, checkpoint=ckpt, width=4, z_dim=4, progress=False)
+    again = cgan.train_cgan(cgan.ACDiscriminator, images, 3, checkpoint=ckpt, make_steps=cgan.acgan_steps, width=4,
+                            z_dim=4, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(trained.G_ema.parameters(), again.G_ema.parameters()))
 
 

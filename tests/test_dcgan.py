@@ -84,3 +84,33 @@ def test_random_inputs_feed_every_course_generator():
         assert G(*args).shape == (5, 1, 8, 8)
         again = G.random_inputs(5, generator=torch.Generator().manual_seed(0))
         assert all(torch.equal(a, b) for a, b in zip(args, again))  # reproducible with a generator
+
+
+@pytest.mark.parametrize("down", [dcgan.down_batchnorm, dcgan.down_layernorm, dcgan.down_plain, dcgan.down_spectral])
+def test_every_down_block_builds_a_discriminator_of_the_same_shape(down):
+    D = dcgan.Discriminator((1, 28, 28), width=8, down=down)
+    assert D(torch.randn(4, 1, 28, 28)).shape == (4,)
+    has_bn = any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+    assert has_bn == (down is dcgan.down_batchnorm)
+
+
+@pytest.mark.parametrize("down", [dcgan.down_layernorm, dcgan.down_plain, dcgan.down_spectral])
+def test_critics_without_batch_norm_score_each_sample_on_its_own(down):
+    torch.manual_seed(0)
+    D = dcgan.Discriminator((1, 28, 28), width=8, down=down).eval()  # eval: spectral norm's u stays put between calls
+    x = torch.randn(6, 1, 28, 28)
+    alone = torch.stack([D(x[i : i + 1])[0] for i in range(6)])
+    torch.testing.assert_close(D(x), alone, rtol=1e-5, atol=1e-5)  # what a per-sample gradient penalty needs
+    D_bn = dcgan.Discriminator((1, 28, 28), width=8).train()
+    assert not torch.allclose(D_bn(x), torch.stack([D_bn(x[i : i + 2])[0] for i in range(6)]))  # batch norm mixes samples
+
+
+def test_the_default_discriminator_keeps_its_layers_and_initialisation():
+    torch.manual_seed(0)
+    D = dcgan.Discriminator((1, 28, 28), width=8)
+    assert [type(m).__name__ for m in D.body] == ["Conv2d", "LeakyReLU", "Conv2d", "BatchNorm2d", "LeakyReLU"]
+    assert isinstance(D.head, nn.Conv2d) and D.head.bias is not None and D.body[2].bias is None
+    torch.manual_seed(0)
+    D_sn = dcgan.Discriminator((1, 28, 28), width=8, down=dcgan.down_spectral)
+    stored = D_sn.head.parametrizations.weight.original
+    assert abs(float(stored.detach().std()) - 0.02) < 0.01  # N(0, 0.02) reached the stored weight under spectral norm

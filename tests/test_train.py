@@ -198,3 +198,115 @@ def test_discriminator_outputs_are_mean_probabilities_without_a_graph():
     expected_fake = (1 / (1 + math.exp(3.0)) + 1 / (1 + math.exp(-0.5))) / 2
     assert abs(float(out["D(x)"]) - expected_real) < 1e-6 and abs(float(out["D(G(z))"]) - expected_fake) < 1e-3
     assert not out["D(x)"].requires_grad and out["D(G(z))"].dtype == torch.float32
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+def test_a_schedule_runs_each_phase_at_its_interval_in_order():
+    state, order = toy.state(), []
+    record = lambda name: lambda: order.append((state.step, name)) or {}  # noqa: E731
+    phases = [train.Phase("D", record("D"), repeat=2), train.Phase("G", record("G")),
+              train.Phase("R1", record("R1"), every=4)]
+    train.fit_schedule(state, phases, steps=9, log_every=3, progress=False)
+    assert [s for s, name in order if name == "R1"] == [0, 4, 8]  # keyed on state.step, as NVlabs' loop
+    assert order[:4] == [(0, "D"), (0, "D"), (0, "G"), (0, "R1")] and len(order) == 9 * 3 + 3
+
+
+def test_fit_is_the_shorthand_for_the_classic_schedule():
+    d, g = (lambda: {}), (lambda: {})
+    assert train.schedule(d, g, n_critic=5) == [train.Phase("D", d, repeat=5), train.Phase("G", g)]
+    with pytest.raises(ValueError, match="every and repeat"):
+        train.Phase("bad", d, every=0)
+
+
+def test_a_sparse_key_keeps_the_history_aligned_with_steps_end_to_end():
+    from ganlib import viz
+    state = toy.state()
+    d_step, g_step = toy.steps(state)
+    lazy = lambda: {"R1": torch.tensor(float(state.step))}  # noqa: E731
+    phases = [*train.schedule(d_step, g_step), train.Phase("R1", lazy, every=16)]
+    history = train.fit_schedule(state, phases, steps=40, log_every=10, progress=False)
+    assert history.steps == [10, 20, 30, 40] and all(len(v) == 4 for v in history.values.values())
+    assert math.isnan(history.values["R1"][2])  # no R1 step between 20 and 30
+    assert history.series("R1") == ([10, 20, 40], [0.0, 16.0, 32.0])
+    assert viz.loss_curves(history) is not None  # plots the sparse key without raising
+
+
+def test_a_key_that_appears_late_is_back_filled_with_nan():
+    history = train.History()
+    history.add(10, {"a": 1.0}, 0.1)
+    history.add(20, {"a": 2.0, "b": 5.0}, 0.1)
+    assert history.values["a"] == [1.0, 2.0] and math.isnan(history.values["b"][0]) and history.values["b"][1] == 5.0
+
+
+def test_ema_beta_may_be_a_function_of_the_step():
+    state = toy.state()
+    betas = []
+    beta = lambda step: betas.append(step) or 0.0  # noqa: E731  beta 0: G_ema copies G at every step
+    train.fit(state, *toy.steps(state), steps=5, ema_beta=beta, progress=False)
+    assert betas == [0, 1, 2, 3, 4]
+    toy.assert_identical(state.G_ema.state_dict(), state.G.state_dict())
+
+
+def test_ema_half_life_and_its_ramp_follow_stylegan2():
+    beta = train.ema_half_life(batch_size=32, half_life_images=10_000)
+    assert abs(beta(0) ** (10_000 / 32) - 0.5) < 1e-12  # after half_life images the old average weighs 1/2
+    ramped = train.ema_half_life(batch_size=32, half_life_images=10_000, ramp=0.05)
+    assert abs(ramped(100) - 0.5 ** (32 / (0.05 * 32 * 100))) < 1e-12 and ramped(10**6) == beta(0)
+    assert ramped(1) < ramped(100) < ramped(10**6)  # the average lags less early in the run
+
+
+def test_adam_sets_separate_learning_rates_for_ttur_and_lazy_settings_are_stylegan2s():
+    G, D = toy.models()
+    opt_G, opt_D = train.adam(G, D, lr_G=1e-4, lr_D=4e-4, betas=(0.0, 0.9))
+    assert opt_G.param_groups[0]["lr"] == 1e-4 and opt_D.param_groups[0]["lr"] == 4e-4
+    assert opt_D.param_groups[0]["betas"] == (0.0, 0.9)
+    lr, betas = train.lazy_adam_settings(0.0025, (0.0, 0.99), every=16)
+    assert abs(lr - 0.0025 * 16 / 17) < 1e-15 and betas == (0.0, 0.99 ** (16 / 17))
+
+
+def test_fakes_draw_from_random_inputs_without_a_graph():
+    G = _TinyG()
+    x = train.fakes(G, 5)
+    assert x.shape == (5, 1, 8, 8) and not x.requires_grad
+    z = torch.zeros(2, 4)
+    torch.testing.assert_close(train.fakes(G, 2, inputs=(z,)), G(z).detach())
+
+
+def test_a_penalty_joins_the_d_step_and_is_logged():
+    G, D = _TinyG(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1))
+    opt_G, opt_D = train.adam(G, D, 1e-3)
+    d_step, _ = train.gan_steps(G, D, opt_G, opt_D, _images(), 16, d_loss=losses.d_loss_wasserstein,
+                                g_loss=losses.g_loss_wasserstein, penalty=losses.gradient_penalty,
+                                outputs=train.critic_outputs)
+    w = D[1].weight.detach().clone()  # before the step's update
+    out = d_step()
+    assert set(out) == {"loss_D", "penalty", "critic(x)", "critic(G(z))", "W1 estimate"}
+    torch.testing.assert_close(out["W1 estimate"], -out["loss_D"])
+    torch.testing.assert_close(out["penalty"], 10 * (w.norm() - 1) ** 2, rtol=1e-4, atol=1e-5)  # a linear critic
+
+
+def _critic_history(w1, grad_norm=None):
+    history = train.History()
+    for i, w in enumerate(w1):
+        row = {"loss_D": -w, "W1 estimate": w, **({} if grad_norm is None else {"grad norm": grad_norm})}
+        history.add(10 * (i + 1), row, 0.1)
+    return history
+
+
+def test_health_checks_a_critic_by_its_own_signals():
+    calm = train.health(_critic_history([0.5, 2.0, 1.5, 1.0, 0.8, 0.7, 0.6, 0.6, 0.5, 0.5], grad_norm=1.05))
+    assert calm.warnings == [] and "W1 estimate" in str(calm) and "interpolates" in str(calm)
+    exploding = train.health(_critic_history([0.5, 1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]))
+    assert len(exploding.warnings) == 1 and "exploding" in exploding.warnings[0]
+    loose = train.health(_critic_history([1.0] * 10, grad_norm=4.0))
+    assert len(loose.warnings) == 1 and "far from 1" in loose.warnings[0]
+    assert "D(x) against D(G(z))" not in loose.checked  # no sigmoid is read into a critic's scores
+
+
+def test_health_says_when_it_had_nothing_to_check():
+    history = train.History()
+    history.add(10, {"loss_D": 1.0, "loss_G": 1.0}, 0.1)
+    h = train.health(history)
+    assert h.checked == [] and "no warning signs" not in str(h) and "checked: nothing" in str(h)

@@ -14,11 +14,13 @@ def models(seed=0):
     return G, D
 
 
-def state(seed=0, ema=True):
+def state(seed=0, ema=True, extras=None):
     G, D = models(seed)
     opt_G = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999))
-    return train.GANState.with_ema(G, D, opt_G, opt_D) if ema else train.GANState(G, D, opt_G, opt_D)
+    extras = {} if extras is None else extras
+    return (train.GANState.with_ema(G, D, opt_G, opt_D, extras=extras) if ema
+            else train.GANState(G, D, opt_G, opt_D, extras=extras))
 
 
 def steps(state, batch=32):
