@@ -76,6 +76,19 @@ def apply_batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     return torch.cat([fn(chunk) for chunk in x.split(batch_size)])
 
 
+def metric_inputs(model: "FashionClassifier", batch_size: int = 1000):
+    """(features, probs): functions from a set of images (N, 1, 28, 28) to phi(x) (N, FEATURE_DIM) and
+    p(y | x) (N, 10), in float64 (FID's matrix square root wants the digits), ``batch_size`` at a time.
+    What FID, KID, precision/recall and IS take (lessons 04 on)."""
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return apply_batched(model.features, x, batch_size).double()
+
+    def probs(x: torch.Tensor) -> torch.Tensor:
+        return apply_batched(model.probs, x, batch_size).double()
+
+    return features, probs
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The fraction of images whose arg-max logit is the true label."""
     return float((apply_batched(model, x).argmax(dim=1) == y).double().mean())

@@ -166,8 +166,20 @@ def optimizers(G: nn.Module, D: nn.Module, lr: float = 2e-4, betas=(0.5, 0.999))
 
 
 # ---------------------------------------------------------------------------------------------
-# Lesson 03's run, kept for lesson 04
+# Lesson 03's run, kept for lesson 04 and the decks
 # ---------------------------------------------------------------------------------------------
+
+LESSON_03 = {  # lesson 03's training settings per profile (steps are G updates; limit: first images only)
+    "smoke": dict(steps=40, batch_size=32, width=16, limit=2048, log_every=4),
+    "cpu": dict(steps=5_000, batch_size=64, width=64, limit=None, log_every=100),
+    "gpu": dict(steps=20_000, batch_size=128, width=64, limit=None, log_every=250),
+}
+
+
+def run_name(dataset: str, profile: str, seed: int) -> str:
+    """The name lesson 03 gives a run (its checkpoint and kept generators): ``<dataset>-<profile>-seed<seed>``."""
+    return f"{dataset}-{profile}-seed{seed}"
+
 
 
 def generator_path(directory, run: str, step: int) -> Path:

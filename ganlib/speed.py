@@ -1,12 +1,14 @@
 """Speed habits for CUDA (COURSE_DESIGN section 8), each harmless where it does not apply.
 
-- ``autocast``: bf16 mixed precision for forward passes (losses in fp32; never for penalties that
-  take a second derivative, see lessons 07 and 09);
+- ``autocast``: bf16 mixed precision for forward passes. Build it once per run and reuse it (the
+  steps in ``ganlib.train`` do). Losses are taken in fp32; **penalties never run under it**: a
+  gradient penalty or R1 differentiates twice, which bf16 rounds away and ``torch.compile`` cannot
+  trace, so ``ganlib.losses``' penalties switch autocast off and call the eager module themselves;
 - ``tune_cuda``: cuDNN autotuning and TF32 matrix products;
 - ``channels_last``: the memory layout tensor cores prefer for convolutions;
 - ``maybe_compile``: ``torch.compile`` as an opt-in that falls back to eager if compiling fails.
 
-Fused Adam lives with each model's ``optimizers`` (``fused=True`` on CUDA).
+Fused Adam is ``train.adam`` (``fused=True`` on CUDA), which every model's ``optimizers`` calls.
 """
 
 from __future__ import annotations

@@ -65,3 +65,14 @@ def test_shipped_classifier_reaches_90_percent_on_the_real_test_set():
     except data.DatasetUnavailable:
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     assert classifier.accuracy(classifier.load_classifier(), test.x, test.y) >= 0.90
+
+
+def test_metric_inputs_are_the_batched_features_and_probabilities_in_float64():
+    torch.manual_seed(0)
+    model = classifier.FashionClassifier().eval()
+    x = torch.rand(7, 1, 28, 28) * 2 - 1
+    features, probs = classifier.metric_inputs(model, batch_size=3)  # 3 + 3 + 1: batches must not change values
+    with torch.no_grad():
+        torch.testing.assert_close(features(x), model.features(x).double(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(probs(x), model.probs(x).double(), rtol=1e-5, atol=1e-6)
+    assert features(x).dtype == probs(x).dtype == torch.float64 and not features(x).requires_grad
