@@ -2,16 +2,19 @@
 # it creates .venv, installs ganlib with what the lessons and tests need, and prepares the data.
 #   make lab      open the course in JupyterLab
 #   make run      execute every lesson headlessly (papermill, profile auto) into build/
-#   make test     unit tests + every notebook in the smoke profile
+#   make test     every lesson and deck under nbval (smoke profile), then the unit, deck and student tests
+#   make test-gpu on a CUDA machine: make test with every lesson on the GPU, then the gpu profile of
+#                 LESSONS (default all) and the throughput benchmark, into docs/results/gpu-<date>-<device>.md
 #   make slides   build every lecture deck into build/slides/ (HTML + PDF; needs Node >= 20, npm, Chromium)
 #   make student  write the student editions of the lessons into build/student/
+SHELL  := bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 
-.PHONY: install data lab run test clean
+.PHONY: install data lab run test test-gpu gpu-check clean
 
 install: $(STAMP)
 
@@ -34,8 +37,25 @@ lab: install data
 run: install data
 	$(PY) tools/course.py run --profile $(PROFILE) --out build
 
+# nbval executes papermill-prepared copies of every lesson and deck (smoke parameters injected), once each;
+# the tests read those executed copies (see conftest.py). NBVAL_ARGS is the nbval command line.
+NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 build/nbval/notebooks build/nbval/slides
+
 test: install data
-	$(PY) -m pytest
+	$(PY) tools/course.py prepare
+	$(PY) -m pytest $(NBVAL_ARGS) tests
+
+LESSONS ?=
+NO_CUDA := no CUDA device: make test-gpu needs a GPU
+gpu-check:  # before the install, so a machine without a GPU is told at once
+	@command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || { echo "$(NO_CUDA)"; exit 1; }
+
+test-gpu: gpu-check install data
+	@$(PY) -c 'import sys, torch; torch.cuda.is_available() or sys.exit("no CUDA device: make test-gpu needs a GPU")'
+	$(PY) tools/course.py prepare
+	mkdir -p build/test-gpu
+	set -o pipefail; GANLIB_DEVICE=cuda $(PY) -m pytest $(NBVAL_ARGS) tests 2>&1 | tee build/test-gpu/smoke.log
+	$(PY) tools/gpu_report.py --smoke-log build/test-gpu/smoke.log $(LESSONS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -22,6 +22,7 @@ import torch
 
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_VAR = "GANLIB_PROFILE"
+DEVICE_VAR = "GANLIB_DEVICE"  # overrides device "auto", e.g. cuda: how `make test-gpu` runs smoke on the GPU
 
 
 def _check(name: str) -> str:
@@ -61,11 +62,14 @@ def seed_everything(seed: int) -> None:
 def setup(profile: str = "auto", seed: int = 0, device: str = "auto") -> tuple[str, torch.device]:
     """Resolve the profile, seed everything and choose the device; print one line saying so.
 
-    The ``smoke`` profile always runs on the CPU: it is a test of the code paths, and CPU keeps it
-    identical on every machine.
+    The ``smoke`` profile runs on the CPU: it is a test of the code paths, and CPU keeps it identical
+    on every machine. ``GANLIB_DEVICE`` (e.g. ``cuda``) overrides ``device="auto"`` in every profile, so
+    ``make test-gpu`` exercises every CUDA path in the smoke profile too.
     """
     profile = resolve(profile)
     seed_everything(seed)
+    if device == "auto":
+        device = os.environ.get(DEVICE_VAR, "").strip() or "auto"
     dev = torch.device("cpu") if profile == "smoke" and device == "auto" else pick_device(device)
     note = "  (smoke: results are meaningless)" if profile == "smoke" else ""
     print(f"profile={profile}  device={dev}  seed={seed}  torch={torch.__version__}{note}")

@@ -1,14 +1,5 @@
-import os
-import sys
-import tempfile
-from pathlib import Path
-
 import matplotlib
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # tools/course.py: the headless runner the tests share
+# The environment (smoke profile, a fresh checkpoint folder) and tools/ on sys.path are set up by the
+# repository's conftest.py, which also records nbval's runs of the notebooks (see its docstring).
 matplotlib.use("Agg")
-os.environ.setdefault("GANLIB_PROFILE", "smoke")
-# Lessons write checkpoints; under the tests they go to a fresh folder shared by the whole session
-# (so lesson 04 finds lesson 03's), never into the working tree.
-os.environ["GANLIB_CHECKPOINTS"] = tempfile.mkdtemp(prefix="ganlib-checkpoints-")

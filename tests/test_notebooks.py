@@ -56,12 +56,47 @@ def test_notebook_has_the_lesson_shape(nb_path):
         assert section in headings, f"missing section {section}"
 
 
+def smoke_run(source, tmp_path):
+    """(Result, executed copy) of ``source`` in the smoke profile with seed 3: nbval's run in this session
+    (`make test`, see conftest.py), or else a papermill run now (when this file is run on its own)."""
+    if source in course.NBVAL_RESULTS:
+        return course.NBVAL_RESULTS[source], course.executed_path(source)
+    return course.execute(source, tmp_path, course.SMOKE_PARAMETERS), tmp_path / source.name
+
+
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_in_the_smoke_profile_with_injected_parameters(nb_path, tmp_path):
-    result = course.execute(nb_path, tmp_path, {"profile": "smoke", "seed": 3})
+    result, executed_path = smoke_run(nb_path, tmp_path)
     assert result.error is None, result.error
-    executed = _cells(tmp_path / nb_path.name)
+    executed = _cells(executed_path)
+    assert len(executed) == len(_cells(nb_path)) + 1, "every cell, plus papermill's injected one"
     injected = [c for c in executed if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'profile = "smoke"' in injected[0].source
     printed = "".join(o.get("text", "") for c in executed if c.cell_type == "code" for o in c.outputs)
     assert "profile=smoke" in printed and "seed=3" in printed  # the injected values took effect
+
+
+def test_nbval_stops_a_notebook_at_its_first_failing_cell_and_names_it():
+    """conftest.py's hooks, in a pytest of their own: the cell after a failure is skipped, the failure names
+    the notebook and cell, and the executed copy keeps the outputs so far."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = course.ROOT / "build" / "nbval-selftest" / "selftest"
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in ("print('first cell ran')", "raise ValueError('boom')", "print('never')")]
+    nbformat.write(nb, folder / "99_fail.ipynb")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+                               str(folder)], cwd=course.ROOT, capture_output=True, text=True, timeout=300)
+        out = done.stdout
+        assert done.returncode == 1 and "1 failed, 1 passed, 1 skipped" in out, out[-2000:]
+        assert "selftest/99_fail.ipynb: code cell 1" in out and "an earlier cell of 99_fail.ipynb failed" in out
+        executed = nbformat.read(course.NBVAL_DIR / "executed" / "selftest" / "99_fail.ipynb", as_version=4)
+        assert "first cell ran" in executed.cells[0].outputs[0]["text"] and executed.cells[1].outputs[0]["ename"] == "ValueError"
+    finally:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        shutil.rmtree(course.NBVAL_DIR / "executed" / "selftest", ignore_errors=True)

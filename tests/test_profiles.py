@@ -66,3 +66,11 @@ def test_checkpoint_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GANLIB_CHECKPOINTS", str(tmp_path))
     path = profiles.checkpoint_dir("03_dcgan")
     assert path == tmp_path / "03_dcgan" and path.is_dir()
+
+
+def test_the_device_variable_overrides_auto_even_in_smoke(monkeypatch, capsys):
+    monkeypatch.setenv(profiles.DEVICE_VAR, "meta")  # any device torch knows; make test-gpu sets cuda
+    assert profiles.setup("smoke", seed=1)[1] == torch.device("meta")
+    assert profiles.setup("smoke", seed=1, device="cpu")[1] == torch.device("cpu")  # an explicit device wins
+    monkeypatch.delenv(profiles.DEVICE_VAR)
+    assert profiles.setup("smoke", seed=1)[1] == torch.device("cpu")

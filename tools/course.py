@@ -1,10 +1,15 @@
 """Run the course's lessons headlessly with papermill.
 
     python tools/course.py run [--profile auto|smoke|cpu|gpu] [--out build] [lesson ...]
+    python tools/course.py prepare            # what `make test` does before nbval runs
 
-Each lesson is executed into ``<out>/notebooks/`` and its figures are exported to
+``run``: each lesson is executed into ``<out>/notebooks/`` and its figures are exported to
 ``<out>/figures/<lesson>/``. One line is printed as each lesson starts and ends, then a table of
 lesson, profile, minutes and status. The exit status is 1 if any lesson failed.
+
+``prepare``: papermill injects the smoke parameters into a copy of every lesson and deck, without
+executing anything, under ``build/nbval/{notebooks,slides}/``; nbval then executes those copies
+(see the repository's ``conftest.py``), so the injected parameters are what the tests see.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SMOKE_PARAMETERS = {"profile": "smoke", "seed": 3}  # what `make test` injects into every lesson and deck
+NBVAL_DIR = ROOT / "build" / "nbval"
+NBVAL_RESULTS: dict = {}  # source notebook -> Result of this pytest session's nbval run (filled by conftest.py)
 
 
 @dataclass
@@ -34,6 +42,40 @@ class Result:
 def lessons(root: Path = ROOT) -> list[Path]:
     """The lesson notebooks in order: notebooks/NN_name.ipynb."""
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def sources(root: Path = ROOT) -> list[Path]:
+    """Every notebook `make test` executes, in order: the lessons, then the decks (which load the lessons' runs)."""
+    return lessons(root) + sorted((root / "slides").glob("[0-9][0-9]_*.ipynb"))
+
+
+def prepared_path(source: Path) -> Path:
+    """Where ``prepare`` puts the copy of ``source`` that nbval executes."""
+    return NBVAL_DIR / source.parent.name / source.name
+
+
+def executed_path(source: Path) -> Path:
+    """Where conftest.py writes nbval's executed copy of ``source``, outputs included."""
+    return NBVAL_DIR / "executed" / source.parent.name / source.name
+
+
+def source_of(prepared: Path) -> Path:
+    """The lesson or deck a prepared copy was made from."""
+    return ROOT / prepared.parent.name / prepared.name
+
+
+def prepare(parameters: dict = SMOKE_PARAMETERS) -> list[Path]:
+    """Copies of every lesson and deck with ``parameters`` injected by papermill, nothing executed."""
+    import shutil
+
+    import papermill as pm
+
+    shutil.rmtree(NBVAL_DIR, ignore_errors=True)  # no stale copy or executed output survives
+    for source in sources():
+        prepared_path(source).parent.mkdir(parents=True, exist_ok=True)
+        pm.execute_notebook(str(source), str(prepared_path(source)), parameters=parameters, prepare_only=True,
+                            kernel_name="python3", progress_bar=False)
+    return [prepared_path(s) for s in sources()]
 
 
 def execute(notebook: Path, out_dir: Path, parameters: dict) -> Result:
@@ -106,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", default="auto", help="auto (default), smoke, cpu or gpu")
     p_run.add_argument("--out", type=Path, default=ROOT / "build", help="output folder (default build/)")
     p_run.add_argument("lessons", nargs="*", help="lesson prefixes to run, e.g. 01 02 (default: all)")
+    sub.add_parser("prepare", help="inject the smoke parameters into copies of every lesson and deck (for nbval)")
     args = parser.parse_args(argv)
+    if args.command == "prepare":
+        print(f"prepared {len(prepare())} notebooks for nbval in {NBVAL_DIR.relative_to(ROOT)}/ "
+              f"(parameters {SMOKE_PARAMETERS}, injected by papermill)")
+        return 0
     results = run(args.profile, args.out, args.lessons)
     print("\n" + table(results))
     print(f"\nexecuted notebooks: {args.out / 'notebooks'}   figures: {args.out / 'figures'}")
