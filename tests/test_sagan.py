@@ -47,6 +47,9 @@ def test_attention_sits_at_the_largest_map_below_the_image(shape, side):
     assert _attention_input_side(G, *G.random_inputs(2)) == side
     assert _attention_input_side(D, torch.randn(2, *shape)) == side
     assert sagan.attention_block(G).theta.in_channels == 8  # the map's channels: width next to the image
+    for seq, activation in ((G.net, nn.ReLU), (D.body, nn.LeakyReLU)):
+        i = next(i for i, m in enumerate(seq) if isinstance(m, layers.SelfAttention))
+        assert isinstance(seq[i - 1], activation)  # after the whole block (conv, norm, activation)
 
 
 def test_attention_can_be_moved_or_left_out():
