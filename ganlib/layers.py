@@ -74,8 +74,9 @@ def power_iteration(W: torch.Tensor, u: torch.Tensor, n_iter: int = 1, dim: int 
     step to the next makes one iteration per step enough, since W moves little per step.
 
     torch's ``spectral_norm`` runs the same half-steps with v first (u = W v, then v = W^T u) and stores
-    v last, so its sigma is half an iteration ahead: from the same u, torch's new u is this u, and its
-    sigma lies between this sigma for n_iter and n_iter + 1 (the estimates never decrease).
+    v last, so its sigma is half an iteration ahead: from the same u (with torch's stored v = W^T u /
+    ||W^T u||), torch's new u is this u, its new v this v for n_iter + 1, and its sigma lies between this
+    sigma for n_iter and for n_iter + 1 (the estimates never decrease).
     """
     if n_iter < 1:
         raise ValueError("power_iteration needs at least one iteration")
