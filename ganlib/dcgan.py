@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import speed, train
+from .layers import refresh_spectral_norm
 
 UpBlock = Callable[[int, int], nn.Module]
 
@@ -137,6 +138,7 @@ class Discriminator(nn.Module):
         (self.head,) = down(ch, 1, base, 1, 0, norm=False)  # one layer, (B, 1, 1, 1): the same keys whatever ``down``
         self.features = ch
         self.apply(init_weights)
+        refresh_spectral_norm(self)  # down_spectral: u converged on the weights init_weights replaced
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x)).flatten()  # (B, 1, 1, 1) -> (B,)

@@ -88,7 +88,6 @@ class Discriminator(dcgan.Discriminator):
         super().__init__(shape, width, down=dcgan.down_spectral)
         self.attention_at = attention_side(shape, attention_at)
         self.body = with_attention(self.body, torch.zeros(1, *shape), self.attention_at, shape[-1])
-        layers.refresh_spectral_norm(self)  # dcgan re-initialised the weights after SN computed u on them
 
 
 def optimizers(G: nn.Module, D: nn.Module, betas=(0.0, 0.9)):

@@ -114,3 +114,11 @@ def test_the_default_discriminator_keeps_its_layers_and_initialisation():
     D_sn = dcgan.Discriminator((1, 28, 28), width=8, down=dcgan.down_spectral)
     stored = D_sn.head.parametrizations.weight.original
     assert abs(float(stored.detach().std()) - 0.02) < 0.01  # N(0, 0.02) reached the stored weight under spectral norm
+
+
+def test_a_spectral_discriminator_starts_with_unit_sigma_in_every_layer():
+    from ganlib import layers
+    torch.manual_seed(0)
+    D = dcgan.Discriminator((1, 28, 28), width=8, down=dcgan.down_spectral)
+    sigma = layers.sigmas(D)  # true largest singular values of the effective weights, u left alone
+    assert len(sigma) == 3 and all(abs(s - 1) < 0.05 for s in sigma.values()), sigma  # u re-converged after init
