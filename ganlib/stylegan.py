@@ -43,7 +43,8 @@ class StyleGANConfig:
 
     resolution: int = 32            # official cifar: 32 (a power of two)
     img_channels: int = 1           # Fashion-MNIST 1; cifar: 3
-    channels: int = 64              # feature maps at every resolution; cifar: 512 (channel_base 32768, max 512)
+    channel_base: int = 1024        # feature maps at resolution r: min(channel_base // r, channel_max);
+    channel_max: int = 128          #   cifar: 32768 and 512 (512 at every resolution up to 64 px)
     z_dim: int = 128                # official: 512
     w_dim: int = 128                # official: 512
     mapping_layers: int = 2         # cifar: 2; paper and the stylegan2 config: 8
@@ -66,6 +67,15 @@ class StyleGANConfig:
     def __post_init__(self):
         if self.resolution < 4 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}; pad the images (pad_images)")
+
+    def channels(self, r: int) -> int:
+        """Feature maps at resolution r: min(channel_base // r, channel_max), as officially."""
+        return min(self.channel_base // r, self.channel_max)
+
+    @property
+    def resolutions(self) -> list[int]:
+        """4, 8, ..., resolution."""
+        return [2 ** k for k in range(2, int(math.log2(self.resolution)) + 1)]
 
 
 def pad_images(x: torch.Tensor, size: int = 32, value: float = -1.0) -> torch.Tensor:
@@ -159,13 +169,13 @@ class SynthesisNetwork(nn.Module):
 
     def __init__(self, cfg: StyleGANConfig):
         super().__init__()
-        c, steps = cfg.channels, int(math.log2(cfg.resolution)) - 2
-        self.const = nn.Parameter(torch.randn(c, 4, 4))
-        convs = [ModulatedConv(c, c, cfg.w_dim)]
-        for _ in range(steps):
-            convs += [ModulatedConv(c, c, cfg.w_dim, up=True), ModulatedConv(c, c, cfg.w_dim)]
+        ch, steps = cfg.channels, len(cfg.resolutions) - 1
+        self.const = nn.Parameter(torch.randn(ch(4), 4, 4))
+        convs = [ModulatedConv(ch(4), ch(4), cfg.w_dim)]
+        for r in cfg.resolutions[1:]:
+            convs += [ModulatedConv(ch(r // 2), ch(r), cfg.w_dim, up=True), ModulatedConv(ch(r), ch(r), cfg.w_dim)]
         self.convs = nn.ModuleList(convs)
-        self.to_rgbs = nn.ModuleList([to_rgb(c, cfg.img_channels, cfg.w_dim) for _ in range(steps + 1)])
+        self.to_rgbs = nn.ModuleList([to_rgb(ch(r), cfg.img_channels, cfg.w_dim) for r in cfg.resolutions])
         self.num_ws = len(convs) + 1
         self.w_resolutions = [4] + [4 * 2 ** (i // 2 + 1) for i in range(2 * steps)] + [cfg.resolution]
 
@@ -235,7 +245,10 @@ class Generator(nn.Module):
 
 
 class DBlock(nn.Module):
-    """Residual: (conv3x3 -> pool -> conv3x3, plus pool -> conv1x1) * sqrt(1/2): resolution halved."""
+    """Residual: (conv3x3 -> pool -> conv3x3, plus pool -> conv1x1) * sqrt(1/2): resolution halved.
+
+    (The official block convolves, then downsamples with its FIR filter; pooling first is 4x cheaper.)
+    """
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
@@ -254,9 +267,9 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: StyleGANConfig = StyleGANConfig()):
         super().__init__()
-        c = cfg.channels
-        self.from_rgb = EqualConv2d(cfg.img_channels, c, 1, activation=True)
-        self.blocks = nn.Sequential(*[DBlock(c, c) for _ in range(int(math.log2(cfg.resolution)) - 2)])
+        ch, c = cfg.channels, cfg.channels(4)
+        self.from_rgb = EqualConv2d(cfg.img_channels, ch(cfg.resolution), 1, activation=True)
+        self.blocks = nn.Sequential(*[DBlock(ch(r), ch(r // 2)) for r in reversed(cfg.resolutions[1:])])
         self.mbstd = MinibatchStd(cfg.mbstd_group)
         self.conv = EqualConv2d(c + 1, c, 3, activation=True)
         self.fc = EqualLinear(c * 16, c, activation=True)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ganlib import data, losses, stylegan, stylegan_layers as sl, train
 from ganlib.layers import MinibatchStd
 
-TINY = stylegan.StyleGANConfig(resolution=16, channels=8, z_dim=16, w_dim=16, mapping_layers=2)
+TINY = stylegan.StyleGANConfig(resolution=16, channel_base=64, channel_max=8, z_dim=16, w_dim=16, mapping_layers=2)
 
 
 def tiny_g(seed=0, **changes):
@@ -182,12 +182,17 @@ def test_mix_takes_a_layer_range_from_the_second_source():
 
 
 def test_shapes_layers_and_noise():
-    G = stylegan.Generator(stylegan.StyleGANConfig(channels=8, z_dim=16, w_dim=16))
-    D = stylegan.Discriminator(stylegan.StyleGANConfig(channels=8))
+    G = stylegan.Generator(stylegan.StyleGANConfig(channel_base=64, channel_max=8, z_dim=16, w_dim=16))
+    D = stylegan.Discriminator(stylegan.StyleGANConfig(channel_base=64, channel_max=8))
     x = G(*G.random_inputs(4))
     assert x.shape == (4, 1, 32, 32) and D(x).shape == (4,)
     assert G.num_ws == 8 and G.synthesis.w_resolutions == [4, 8, 8, 16, 16, 32, 32, 32]
     assert [n.shape[-1] for n in G.random_noise(2)] == [4, 8, 8, 16, 16, 32, 32]
+    cfg = stylegan.StyleGANConfig()  # the cpu profile: min(1024 // r, 128) feature maps
+    assert [cfg.channels(r) for r in cfg.resolutions] == [128, 128, 64, 32]
+    G, D = stylegan.Generator(cfg), stylegan.Discriminator(cfg)
+    assert [m.weight.shape[0] for m in G.synthesis.convs] == [128, 128, 128, 64, 64, 32, 32]
+    assert [b.conv1.weight.shape[:2] for b in D.blocks] == [(64, 32), (128, 64), (128, 128)]  # (out, in): doubling as it halves
     with pytest.raises(ValueError, match="power of two"):
         stylegan.StyleGANConfig(resolution=28)
 
@@ -224,7 +229,7 @@ def test_minibatch_std_matches_the_official_semantics():
 
 def test_r1_on_this_d_is_gamma_half_the_mean_squared_gradient_norm():
     torch.manual_seed(0)
-    D = stylegan.Discriminator(stylegan.StyleGANConfig(resolution=16, channels=8))
+    D = stylegan.Discriminator(stylegan.StyleGANConfig(resolution=16, channel_base=64, channel_max=8))
     x = torch.randn(8, 1, 16, 16, requires_grad=True)
     (grad,) = torch.autograd.grad(D(x).sum(), x)
     expected = 0.01 / 2 * (grad ** 2).sum(dim=(1, 2, 3)).mean()
