@@ -43,8 +43,8 @@ class StyleGANConfig:
 
     resolution: int = 32            # official cifar: 32 (a power of two)
     img_channels: int = 1           # Fashion-MNIST 1; cifar: 3
-    channel_base: int = 1024        # feature maps at resolution r: min(channel_base // r, channel_max);
-    channel_max: int = 128          #   cifar: 32768 and 512 (512 at every resolution up to 64 px)
+    channel_base: int = 512         # feature maps at resolution r: min(channel_base // r, channel_max),
+    channel_max: int = 64           #   here 64-64-32-16 at 4-8-16-32 px; cifar: 32768 and 512 (512 everywhere)
     z_dim: int = 128                # official: 512
     w_dim: int = 128                # official: 512
     mapping_layers: int = 2         # cifar: 2; paper and the stylegan2 config: 8

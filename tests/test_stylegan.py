@@ -188,7 +188,7 @@ def test_shapes_layers_and_noise():
     assert x.shape == (4, 1, 32, 32) and D(x).shape == (4,)
     assert G.num_ws == 8 and G.synthesis.w_resolutions == [4, 8, 8, 16, 16, 32, 32, 32]
     assert [n.shape[-1] for n in G.random_noise(2)] == [4, 8, 8, 16, 16, 32, 32]
-    cfg = stylegan.StyleGANConfig()  # the cpu profile: min(1024 // r, 128) feature maps
+    cfg = stylegan.StyleGANConfig(channel_base=1024, channel_max=128)  # min(1024 // r, 128) feature maps
     assert [cfg.channels(r) for r in cfg.resolutions] == [128, 128, 64, 32]
     G, D = stylegan.Generator(cfg), stylegan.Discriminator(cfg)
     assert [m.weight.shape[0] for m in G.synthesis.convs] == [128, 128, 128, 64, 64, 32, 32]
