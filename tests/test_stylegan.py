@@ -324,3 +324,51 @@ def test_resume_with_pl_mean_is_exact(tmp_path):
     assert second.history.values.keys() == straight.history.values.keys()
     for k, v in straight.history.values.items():
         np.testing.assert_array_equal(second.history.values[k], v)
+
+
+# --- looking at a trained G ----------------------------------------------------------------------
+
+
+def test_mixing_grid_cells_are_the_mixes_of_their_row_and_column():
+    G = tiny_g().eval()
+    ws_rows, ws_cols, noise = G.mapping(torch.randn(2, 16)), G.mapping(torch.randn(3, 16)), G.random_noise(1)
+    grid = stylegan.mixing_grid(G, ws_rows, ws_cols, 1, 3, noise)
+    assert grid.shape == (6, 1, 16, 16)
+    for i in range(2):
+        for j in range(3):
+            expected = G.synthesis(stylegan.mix(ws_rows[i:i + 1], ws_cols[j:j + 1], 1, 3), noise)
+            torch.testing.assert_close(grid[3 * i + j:3 * i + j + 1], expected)
+
+
+def test_truncation_strip_and_sample_at_psi_zero():
+    G = tiny_g().eval()
+    z = torch.randn(3, 16)
+    strip = stylegan.truncation_strip(G, z, [0.0, 1.0], noise=G.random_noise(3))
+    torch.testing.assert_close(strip[:3], strip[:1].expand(3, -1, -1, -1))  # psi = 0: all the same image
+    assert not torch.allclose(strip[3], strip[4])
+    x = stylegan.sample(G, 5, psi=0.0, batch_size=2)
+    assert x.shape == (5, 1, 16, 16) and torch.allclose(x, x[:1].expand_as(x), atol=1e-5)
+
+
+def test_noise_std_map_is_zero_until_noise_strengths_move():
+    G = tiny_g().eval()
+    ws = G.mapping(torch.randn(2, 16))
+    assert stylegan.noise_std_map(G, ws, n=4).abs().max() == 0  # strengths start at 0: noise does nothing
+    with torch.no_grad():
+        G.synthesis.convs[-1].noise_strength.fill_(0.5)
+    m = stylegan.noise_std_map(G, ws, n=4)
+    assert m.shape == (2, 16, 16) and (m > 0).float().mean() > 0.9
+
+
+def test_use_fused_modconv_sets_every_layer_and_keeps_outputs():
+    G = tiny_g().eval()
+    z, noise = torch.randn(3, 16), G.random_noise(3)
+    fused = G(z, noise=noise)
+    stylegan.use_fused_modconv(G, False)
+    assert all(m.fused is False for m in G.modules() if isinstance(m, stylegan.ModulatedConv))
+    torch.testing.assert_close(G(z, noise=noise), fused, rtol=1e-4, atol=1e-5)
+
+
+def test_adain_forgets_the_scale_of_its_input():
+    x, y_s, y_b = torch.randn(2, 3, 8, 8), torch.rand(2, 3) + 0.5, torch.randn(2, 3)
+    torch.testing.assert_close(sl.adain(10 * x, y_s, y_b), sl.adain(x, y_s, y_b), atol=1e-5, rtol=1e-5)
