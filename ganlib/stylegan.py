@@ -30,8 +30,8 @@ from torch import nn
 
 from . import losses, speed, train
 from .layers import MinibatchStd
-from .stylegan_layers import (EqualConv2d, EqualLinear, ModulatedConv, adain, lrelu,  # noqa: F401 (adain: re-exported)
-                              normalize_2nd_moment, to_rgb, upsample)
+from .stylegan_layers import (EqualConv2d, EqualLinear, MappingNetwork, ModulatedConv, adain,  # noqa: F401 (adain)
+                              mix, to_rgb, truncate, upsample)
 
 
 @dataclass
@@ -59,14 +59,15 @@ class StyleGANConfig:
     pl_decay: float = 0.01          # official pl_decay: 0.01
     pl_batch_shrink: int = 2        # official pl_batch_shrink: 2
     ema_half_life_images: float = 500_000  # cifar: ema 500 kimg
-    ema_ramp: float | None = 0.05   # cifar: ramp 0.05 (the average never lags more than 5% of the run)
+    ema_ramp: float | None = 0.05   # cifar: ramp 0.05 (the half-life never exceeds 5% of the images seen)
     lr: float = 0.0025              # cifar: 0.0025; stylegan2: 0.002
     betas: tuple[float, float] = (0.0, 0.99)  # official
     eps: float = 1e-8               # official
 
     def __post_init__(self):
         if self.resolution < 4 or self.resolution & (self.resolution - 1):
-            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}; pad the images (pad_images)")
+            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}; "
+                             "pad the images (pad_images)")
 
     def channels(self, r: int) -> int:
         """Feature maps at resolution r: min(channel_base // r, channel_max), as officially."""
@@ -99,59 +100,6 @@ def crop_images(x: torch.Tensor, size: int = 28) -> torch.Tensor:
 def pad_to_32(x: torch.Tensor) -> torch.Tensor:
     """``pad_images(x, 32)``: Fashion-MNIST 28 x 28 -> 32 x 32, padded with -1."""
     return pad_images(x, 32)
-
-
-# ---------------------------------------------------------------------------------------------
-# Mapping, truncation, mixing
-# ---------------------------------------------------------------------------------------------
-
-
-def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
-    """The truncation trick, w' = w_avg + psi (w - w_avg), on the first ``cutoff`` layers (all if None).
-
-    psi = 1 returns ``ws`` itself; psi = 0 maps every w to w_avg. ws: (B, num_ws, w_dim).
-    """
-    if psi == 1:
-        return ws
-    truncated = w_avg + psi * (ws - w_avg)
-    if cutoff is None:
-        return truncated
-    return torch.cat([truncated[:, :cutoff], ws[:, cutoff:]], dim=1)
-
-
-def mix(ws1: torch.Tensor, ws2: torch.Tensor, crossover: int, stop: int | None = None) -> torch.Tensor:
-    """Style mixing: ws1's layers, except those in [crossover, stop) which come from ws2 (stop None: to the end).
-
-    ``mix(ws1, ws2, k)`` is training's mixing (w1 before layer k, w2 from k on); ``mix(ws1, ws2, 0, k)``
-    takes the coarse styles (layers below k) from ws2. ws: (B, num_ws, w_dim).
-    """
-    stop = ws1.shape[1] if stop is None else stop
-    return torch.cat([ws1[:, :crossover], ws2[:, crossover:stop], ws1[:, stop:]], dim=1)
-
-
-class MappingNetwork(nn.Module):
-    """z -> w = MLP(z / rms(z)), broadcast to ``num_ws`` layers; tracks w_avg for truncation.
-
-    In training mode every call (unless ``update_w_avg=False``) moves the buffer w_avg toward the
-    batch mean: w_avg <- lerp(mean_b w_b, w_avg, beta). In eval mode w_avg never moves.
-    """
-
-    def __init__(self, z_dim: int, w_dim: int, num_ws: int, layers: int = 8, lr_mul: float = 0.01,
-                 w_avg_beta: float = 0.995):
-        super().__init__()
-        dims = [z_dim] + [w_dim] * layers
-        self.net = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, activation=True) for a, b in zip(dims, dims[1:])])
-        self.register_buffer("w_avg", torch.zeros(w_dim))
-        self.num_ws, self.w_avg_beta = num_ws, w_avg_beta
-
-    def forward(self, z: torch.Tensor, psi: float = 1.0, cutoff: int | None = None,
-                update_w_avg: bool = True) -> torch.Tensor:
-        w = self.net(normalize_2nd_moment(z))  # (B, w_dim)
-        if self.training and update_w_avg:
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        ws = w[:, None, :].expand(-1, self.num_ws, -1)  # (B, w_dim) -> (B, num_ws, w_dim)
-        return truncate(ws, self.w_avg.to(ws.dtype), psi, cutoff)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +233,8 @@ def truncation_strip(G: Generator, z: torch.Tensor, psis, noise: list | None = N
 @torch.no_grad()
 def noise_std_map(G: Generator, ws: torch.Tensor, n: int = 32, generator=None) -> torch.Tensor:
     """Stochastic variation: per-pixel std of G.synthesis(ws, noise) over n noise draws, styles fixed: (B, H, W)."""
-    xs = torch.stack([G.synthesis(ws, G.random_noise(len(ws), ws.device, generator)) for _ in range(n)])  # (n, B, C, H, W)
+    draws = [G.synthesis(ws, G.random_noise(len(ws), ws.device, generator)) for _ in range(n)]
+    xs = torch.stack(draws)  # (n, B, C, H, W)
     return xs.std(dim=0).mean(dim=1)  # (B, C, H, W) -> (B, H, W)
 
 
@@ -384,20 +333,15 @@ def make_state(cfg: StyleGANConfig = StyleGANConfig(), device="cpu") -> train.GA
     return state
 
 
-def stylegan_phases(state: train.GANState, images, batch_size: int, cfg: StyleGANConfig,
-                    amp: bool = False) -> list[train.Phase]:
-    """The schedule: D main, G main (both non-saturating, G style-mixed), R1 every ``r1_every``
-    steps (real images only, loss x interval), and path length every ``pl_every`` if ``pl_weight``.
-
-    The main phases run in ``speed.autocast`` when ``amp``; the regularisers in fp32. Run with
-    ``train.fit_schedule(state, phases, steps, ema_beta=ema_beta(cfg, batch_size))``.
-    """
+def main_phases(state: train.GANState, images, batch_size: int, amp: bool = False) -> list[train.Phase]:
+    """D main and G main, both non-saturating, with G in training mode (styles mixed, w_avg tracked);
+    forward passes in ``speed.autocast`` when ``amp``, losses in fp32."""
     G, D, device = state.G, state.D, images.x.device
     ctx = speed.autocast(device, amp)
 
     def d_main():
         x_real, _ = images.sample(batch_size)
-        x_fake = train.fakes(G, batch_size, ctx)  # G in training mode: mixed styles, w_avg tracked
+        x_fake = train.fakes(G, batch_size, ctx)  # no graph back into G
         return train.discriminator_step(D, state.opt_D, losses.d_loss_nonsaturating, x_real, x_fake, ctx)
 
     def g_main():
@@ -405,17 +349,35 @@ def stylegan_phases(state: train.GANState, images, batch_size: int, cfg: StyleGA
             x_fake = G(*G.random_inputs(batch_size, device))
         return train.generator_step(D, state.opt_G, losses.g_loss_nonsaturating, x_fake, ctx)
 
+    return [train.Phase("D", d_main), train.Phase("G", g_main)]
+
+
+def r1_phase(state: train.GANState, images, batch_size: int, cfg: StyleGANConfig) -> train.Phase:
+    """Lazy R1 every ``r1_every`` steps on real images only, fp32, its loss times the interval."""
     def d_r1():
         x_real, _ = images.sample(batch_size)
-        r1 = losses.r1_penalty(D, x_real, cfg.r1_gamma)
-        train.update(state.opt_D, r1 * cfg.r1_every)  # lazy: scaled by its interval
+        r1 = losses.r1_penalty(state.D, x_real, cfg.r1_gamma)
+        train.update(state.opt_D, r1 * cfg.r1_every)
         return {"R1": r1.detach()}
+    return train.Phase("R1", d_r1, every=cfg.r1_every)
+
+
+def path_length_phase(state: train.GANState, batch_size: int, cfg: StyleGANConfig) -> train.Phase:
+    """Lazy path length every ``pl_every`` steps on batch / pl_batch_shrink, fp32, loss x weight x interval;
+    the running target is ``state.extras["pl_mean"]``."""
+    G = state.G
 
     def g_pl():
-        (z,) = G.random_inputs(max(batch_size // cfg.pl_batch_shrink, 1), device)
+        (z,) = G.random_inputs(max(batch_size // cfg.pl_batch_shrink, 1), next(G.parameters()).device)
         pl = path_length_penalty(G, z, state.extras["pl_mean"], cfg.pl_decay)
         train.update(state.opt_G, pl * cfg.pl_weight * cfg.pl_every)
         return {"path_length": pl.detach(), "pl_mean": state.extras["pl_mean"].clone()}
+    return train.Phase("PL", g_pl, every=cfg.pl_every)
 
-    phases = [train.Phase("D", d_main), train.Phase("G", g_main), train.Phase("R1", d_r1, every=cfg.r1_every)]
-    return phases + [train.Phase("PL", g_pl, every=cfg.pl_every)] if cfg.pl_weight > 0 else phases
+
+def stylegan_phases(state: train.GANState, images, batch_size: int, cfg: StyleGANConfig,
+                    amp: bool = False) -> list[train.Phase]:
+    """The schedule: D main, G main, R1 every ``r1_every`` steps, path length every ``pl_every`` if
+    ``pl_weight`` > 0. Run it with ``train.fit_schedule(state, phases, steps, ema_beta=ema_beta(cfg, B))``."""
+    phases = [*main_phases(state, images, batch_size, amp), r1_phase(state, images, batch_size, cfg)]
+    return phases + [path_length_phase(state, batch_size, cfg)] if cfg.pl_weight > 0 else phases

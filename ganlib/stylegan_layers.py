@@ -6,6 +6,7 @@
   gives the same first forward pass and a different optimiser (a bug class of public ports).
   Biases are scaled by lr_mul; the mapping network uses lr_mul = 0.01.
 - **AdaIN** (StyleGAN): normalise each feature map of each sample, then scale and shift it by the style.
+- **Mapping** z -> w, the running mean w_avg, **truncation** toward it and **style mixing** (per-layer ws).
 - **Modulation / demodulation** (StyleGAN2): scale the conv weight's input channels by the style s,
   w'_oikl = s_i w_oikl, then divide each output channel by sigma_o = sqrt(sum_ikl w'_oikl^2 + 1e-8).
   For unit-variance inputs the outputs have unit variance again: the statistics AdaIN enforced
@@ -170,3 +171,56 @@ class ModulatedConv(nn.Module):
 def to_rgb(c_in: int, img_channels: int, w_dim: int) -> ModulatedConv:
     """toRGB: a 1x1 modulated convolution, not demodulated, no noise, no activation."""
     return ModulatedConv(c_in, img_channels, w_dim, kernel=1, demodulate=False, activation=False, noise=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping, truncation, mixing
+# ---------------------------------------------------------------------------------------------
+
+
+def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
+    """The truncation trick, w' = w_avg + psi (w - w_avg), on the first ``cutoff`` layers (all if None).
+
+    psi = 1 returns ``ws`` itself; psi = 0 maps every w to w_avg. ws: (B, num_ws, w_dim).
+    """
+    if psi == 1:
+        return ws
+    truncated = w_avg + psi * (ws - w_avg)
+    if cutoff is None:
+        return truncated
+    return torch.cat([truncated[:, :cutoff], ws[:, cutoff:]], dim=1)
+
+
+def mix(ws1: torch.Tensor, ws2: torch.Tensor, crossover: int, stop: int | None = None) -> torch.Tensor:
+    """Style mixing: ws1's layers, except those in [crossover, stop) which come from ws2 (stop None: to the end).
+
+    ``mix(ws1, ws2, k)`` is training's mixing (w1 before layer k, w2 from k on); ``mix(ws1, ws2, 0, k)``
+    takes the coarse styles (layers below k) from ws2. ws: (B, num_ws, w_dim).
+    """
+    stop = ws1.shape[1] if stop is None else stop
+    return torch.cat([ws1[:, :crossover], ws2[:, crossover:stop], ws1[:, stop:]], dim=1)
+
+
+class MappingNetwork(nn.Module):
+    """z -> w = MLP(z / rms(z)), broadcast to ``num_ws`` layers; tracks w_avg for truncation.
+
+    In training mode every call (unless ``update_w_avg=False``) moves the buffer w_avg toward the
+    batch mean: w_avg <- lerp(mean_b w_b, w_avg, beta). In eval mode w_avg never moves.
+    """
+
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int, layers: int = 8, lr_mul: float = 0.01,
+                 w_avg_beta: float = 0.995):
+        super().__init__()
+        dims = [z_dim] + [w_dim] * layers
+        self.net = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, activation=True) for a, b in zip(dims, dims[1:])])
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+        self.num_ws, self.w_avg_beta = num_ws, w_avg_beta
+
+    def forward(self, z: torch.Tensor, psi: float = 1.0, cutoff: int | None = None,
+                update_w_avg: bool = True) -> torch.Tensor:
+        w = self.net(normalize_2nd_moment(z))  # (B, w_dim)
+        if self.training and update_w_avg:
+            with torch.no_grad():
+                self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        ws = w[:, None, :].expand(-1, self.num_ws, -1)  # (B, w_dim) -> (B, num_ws, w_dim)
+        return truncate(ws, self.w_avg.to(ws.dtype), psi, cutoff)

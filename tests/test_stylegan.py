@@ -93,7 +93,8 @@ def test_equalised_lr_gain_is_applied_in_forward():
     assert abs(conv.weight.std().item() - 1) < 0.3
     with torch.no_grad():
         conv.weight.fill_(2.0)
-    torch.testing.assert_close(conv(torch.ones(1, 4, 5, 5))[0, 0, 2, 2], torch.tensor(2.0 * 36 / 6))  # 2 * 36 / sqrt(36)
+    centre = conv(torch.ones(1, 4, 5, 5))[0, 0, 2, 2]  # 36 inputs of 1, weight 2, gain 1 / sqrt(36)
+    torch.testing.assert_close(centre, torch.tensor(2.0 * 36 / 6))
 
 
 def test_equalised_lr_bias_is_scaled_by_lr_mul_and_lrelu_has_gain_sqrt2():
@@ -101,7 +102,7 @@ def test_equalised_lr_bias_is_scaled_by_lr_mul_and_lrelu_has_gain_sqrt2():
     with torch.no_grad():
         fc.weight.zero_()
         fc.bias.fill_(100.0)
-    torch.testing.assert_close(fc(torch.zeros(1, 3)), torch.full((1, 2), math.sqrt(2)))  # 100 * 0.01 = 1, lrelu(1) * sqrt 2
+    torch.testing.assert_close(fc(torch.zeros(1, 3)), torch.full((1, 2), math.sqrt(2)))  # bias 100 * 0.01, lrelu, gain
     torch.testing.assert_close(sl.lrelu(torch.tensor([-1.0])), torch.tensor([-0.2 * math.sqrt(2)]))
 
 
@@ -192,7 +193,7 @@ def test_shapes_layers_and_noise():
     assert [cfg.channels(r) for r in cfg.resolutions] == [128, 128, 64, 32]
     G, D = stylegan.Generator(cfg), stylegan.Discriminator(cfg)
     assert [m.weight.shape[0] for m in G.synthesis.convs] == [128, 128, 128, 64, 64, 32, 32]
-    assert [b.conv1.weight.shape[:2] for b in D.blocks] == [(64, 32), (128, 64), (128, 128)]  # (out, in): doubling as it halves
+    assert [b.conv1.weight.shape[:2] for b in D.blocks] == [(64, 32), (128, 64), (128, 128)]  # (out, in)
     with pytest.raises(ValueError, match="power of two"):
         stylegan.StyleGANConfig(resolution=28)
 
