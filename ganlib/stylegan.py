@@ -150,10 +150,14 @@ class Generator(nn.Module):
     In training mode a batch mixes styles with probability ``mixing_prob``: one crossover k per
     batch, uniform in [1, num_ws), w1 = mapping(z) before k and w2 = mapping(z2) from k on
     (z2 drawn afresh; the second call leaves w_avg alone). In eval mode G never mixes.
+    ``psi`` truncates toward w_avg (on the first ``cutoff`` layers); ``noise`` is one map per conv
+    layer (``random_noise``) or None to draw it. As officially there is no tanh: images are about
+    [-1, 1]; clamp them before showing or measuring.
     """
 
-    def __init__(self, cfg: StyleGANConfig = StyleGANConfig()):
+    def __init__(self, cfg: StyleGANConfig | None = None):
         super().__init__()
+        cfg = cfg or StyleGANConfig()
         self.cfg, self.z_dim, self.mixing_prob = cfg, cfg.z_dim, cfg.mixing_prob
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
@@ -264,8 +268,9 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """Images (B, C, R, R) -> logits (B,): fromRGB, residual blocks down to 4 x 4, minibatch std, conv, fc, fc."""
 
-    def __init__(self, cfg: StyleGANConfig = StyleGANConfig()):
+    def __init__(self, cfg: StyleGANConfig | None = None):
         super().__init__()
+        cfg = cfg or StyleGANConfig()
         ch, c = cfg.channels, cfg.channels(4)
         self.from_rgb = EqualConv2d(cfg.img_channels, ch(cfg.resolution), 1, activation=True)
         self.blocks = nn.Sequential(*[DBlock(ch(r), ch(r // 2)) for r in reversed(cfg.resolutions[1:])])
@@ -285,12 +290,12 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def optimizers(G: nn.Module, D: nn.Module, cfg: StyleGANConfig = StyleGANConfig()):
+def optimizers(G: nn.Module, D: nn.Module, cfg: StyleGANConfig | None = None):
     """Adam(lr, betas (0, 0.99), eps 1e-8) for both; a player with a lazy regulariser every k steps
     gets lr * c and beta^c, c = k / (k + 1) (``train.lazy_adam_settings``): D always (R1), G only
     when path length is on (the official code corrects G's too, even where the cifar config never
     runs the regulariser). Fused on CUDA."""
-    fused = next(G.parameters()).is_cuda or None
+    cfg, fused = cfg or StyleGANConfig(), next(G.parameters()).is_cuda or None
 
     def adam(model, every):
         lr, betas = train.lazy_adam_settings(cfg.lr, cfg.betas, every) if every else (cfg.lr, cfg.betas)
@@ -325,8 +330,9 @@ def ema_beta(cfg: StyleGANConfig, batch_size: int):
     return train.ema_half_life(batch_size, cfg.ema_half_life_images, cfg.ema_ramp)
 
 
-def make_state(cfg: StyleGANConfig = StyleGANConfig(), device="cpu") -> train.GANState:
+def make_state(cfg: StyleGANConfig | None = None, device="cpu") -> train.GANState:
     """G, D, their optimisers, G_ema (eval mode: never mixes, never moves w_avg) and extras["pl_mean"]."""
+    cfg = cfg or StyleGANConfig()
     G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
     state = train.GANState.with_ema(G, D, *optimizers(G, D, cfg), extras={"pl_mean": torch.zeros((), device=device)})
     state.G_ema.eval()
