@@ -374,3 +374,11 @@ def test_use_fused_modconv_sets_every_layer_and_keeps_outputs():
 def test_adain_forgets_the_scale_of_its_input():
     x, y_s, y_b = torch.randn(2, 3, 8, 8), torch.rand(2, 3) + 0.5, torch.randn(2, 3)
     torch.testing.assert_close(sl.adain(10 * x, y_s, y_b), sl.adain(x, y_s, y_b), atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_main_phases_keep_fp32_weights_and_finite_losses():
+    torch.manual_seed(0)
+    state = stylegan.make_state(TINY)
+    logs = [p.fn() for p in stylegan.stylegan_phases(state, _images(), 8, TINY, amp=True)]  # D, G, R1 once each
+    assert all(torch.isfinite(v).all() for log in logs for v in log.values())
+    assert all(p.dtype == torch.float32 for p in state.G.parameters()) and state.G.mapping.w_avg.dtype == torch.float32
