@@ -86,8 +86,10 @@ def g_loss_hinge(d_fake: torch.Tensor) -> torch.Tensor:
 def _input_gradient(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """d(sum_i D(x)_i)/dx in fp32 with the graph kept, D called outside any autocast: (B, ...) like x.
 
-    The sum over the batch gives each sample its own gradient, because D(x)_i depends on x_i alone
-    (true for every D without batch norm: one more reason a penalised critic takes none).
+    The sum over the batch gives each sample its own gradient when D(x)_i depends on x_i alone: true
+    for every D without batch norm (one more reason a penalised critic takes none) and without
+    minibatch standard deviation. StyleGAN2's D has minibatch std; its R1 is defined, as here, as the
+    gradient of the batch sum, which then mixes the samples of a group (the official code does the same).
     """
     D = getattr(D, "_orig_mod", D)  # the eager module behind a torch.compile wrapper: double backward does not compile
     x = x.detach().float().requires_grad_(True)
