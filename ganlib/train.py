@@ -46,7 +46,6 @@ back once every ``log_every`` steps.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
@@ -60,13 +59,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import losses
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
 from .health import Health, check as health  # noqa: F401  (train.health: the name lessons use)
-from .speed import autocast
+from .updates import (  # noqa: F401  the step pieces, under the names lessons use (train.gan_steps, ...)
+    NO_AUTOCAST, StepFn, adam, critic_outputs, discriminator_outputs, discriminator_step, fakes, gan_steps,
+    generator_step, lazy_adam_settings, update)
 
-StepFn = Callable[[], dict[str, torch.Tensor]]
-NO_AUTOCAST = contextlib.nullcontext()
 
 
 class TrainingDiverged(RuntimeError):
@@ -133,113 +131,6 @@ class GANState:
     def with_ema(cls, G, D, opt_G, opt_D, **kwargs) -> "GANState":
         """A state whose ``G_ema`` starts as a frozen copy of G."""
         return cls(G, D, opt_G, opt_D, G_ema=copy.deepcopy(G).requires_grad_(False), **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Steps
-# ---------------------------------------------------------------------------------------------
-
-
-def adam(G: nn.Module, D: nn.Module, lr_G: float = 2e-4, lr_D: float | None = None, betas=(0.5, 0.999),
-         eps: float = 1e-8) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for both players; ``lr_D`` defaults to ``lr_G`` (set both for TTUR, Heusel et al. 2017).
-    Fused kernels on CUDA."""
-    fused = next(G.parameters()).is_cuda or None
-    return (torch.optim.Adam(G.parameters(), lr=lr_G, betas=betas, eps=eps, fused=fused),
-            torch.optim.Adam(D.parameters(), lr=lr_G if lr_D is None else lr_D, betas=betas, eps=eps, fused=fused))
-
-
-def lazy_adam_settings(lr: float, betas: tuple[float, float], every: int) -> tuple[float, tuple[float, float]]:
-    """StyleGAN2's correction for a regulariser run every k steps: with c = k / (k + 1), lr * c and beta^c.
-
-    The optimiser then takes k + 1 steps where it was tuned for k, at the same effective speed.
-    """
-    c = every / (every + 1)
-    return lr * c, (betas[0] ** c, betas[1] ** c)
-
-
-def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """One optimiser step on ``loss``: clear gradients (to None), backpropagate, step."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-def fakes(G: nn.Module, n: int, ctx=NO_AUTOCAST, inputs: tuple | None = None) -> torch.Tensor:
-    """A batch G(*inputs) with no graph back into G (for D's step); ``inputs`` default to
-    ``G.random_inputs(n, device)``, which every course generator has."""
-    inputs = G.random_inputs(n, _device(G)) if inputs is None else inputs
-    with torch.no_grad(), ctx:
-        return G(*inputs)
-
-
-def discriminator_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What a BCE discriminator's step logs besides its loss: mean sigmoid(D) on real and on fake
-    logits, detached and left on the device (``fit`` reads them back once per log interval)."""
-    return {"D(x)": torch.sigmoid(d_real.detach().float()).mean(), "D(G(z))": torch.sigmoid(d_fake.detach().float()).mean()}
-
-
-def critic_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What a critic's step logs: its mean scores (no sigmoid: scores, not probabilities) and their
-    gap E[D(x)] - E[D(G(z))], the critic's estimate of W1 (for a 1-Lipschitz critic)."""
-    real, fake = d_real.detach().float().mean(), d_fake.detach().float().mean()
-    return {"critic(x)": real, "critic(G(z))": fake, "W1 estimate": real - fake}
-
-
-def discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx=NO_AUTOCAST, *, penalty=None,
-                       outputs=discriminator_outputs) -> dict[str, torch.Tensor]:
-    """One update of D on ``d_loss(D(x_real), D(x_fake))`` (+ ``penalty(D, x_real, x_fake)`` if given).
-
-    ``x_fake`` is detached: no gradient reaches G. The forward passes run in ``ctx``; the loss is
-    always taken in fp32, and a penalty runs its own fp32 forward (``ganlib.losses``).
-    """
-    x_fake = x_fake.detach()
-    with ctx:
-        d_real, d_fake = D(x_real), D(x_fake)
-    loss = d_loss(d_real.float(), d_fake.float())
-    logs = {"loss_D": loss.detach(), **outputs(d_real, d_fake)}
-    if penalty is not None:
-        reg = penalty(D, x_real, x_fake)
-        logs["penalty"], loss = reg.detach(), loss + reg
-    update(opt_D, loss)
-    return logs
-
-
-def generator_step(D, opt_G, g_loss, x_fake, ctx=NO_AUTOCAST) -> dict[str, torch.Tensor]:
-    """One update of G on ``g_loss(D(x_fake))``; D's parameters get gradients but are not stepped."""
-    with ctx:
-        d_fake = D(x_fake)
-    loss = g_loss(d_fake.float())
-    update(opt_G, loss)
-    return {"loss_G": loss.detach()}
-
-
-def gan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, d_loss=losses.d_loss_nonsaturating,
-              g_loss=losses.g_loss_nonsaturating, penalty=None, outputs=discriminator_outputs,
-              amp: bool = False) -> tuple[StepFn, StepFn]:
-    """``d_step`` and ``g_step`` for ``fit``, for an unconditional image GAN.
-
-    Real batches are drawn by indexing the device-resident ``images`` (``data.ImageSet``), G's inputs
-    by ``G.random_inputs`` on the device, and nothing is copied to the host. With ``amp`` forward
-    passes run in bf16 autocast (losses and penalties in fp32).
-    """
-    ctx = autocast(images.x.device, amp)
-
-    def d_step():
-        x_real, _ = images.sample(batch_size)
-        x_fake = fakes(G, batch_size, ctx)
-        return discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx, penalty=penalty, outputs=outputs)
-
-    def g_step():
-        with ctx:
-            x_fake = G(*G.random_inputs(batch_size, images.x.device))
-        return generator_step(D, opt_G, g_loss, x_fake, ctx)
-
-    return d_step, g_step
 
 
 @torch.no_grad()
@@ -341,6 +232,17 @@ def _due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
+def _one_step(state: GANState, phases: list[Phase], meter: _Meter, ema_beta) -> None:
+    """Every phase due at ``state.step``, in order, then the EMA of G; then the step counts as done."""
+    for phase in phases:
+        if phase.due(state.step):
+            for _ in range(phase.repeat):
+                meter.add(phase.fn())
+    if state.G_ema is not None:
+        ema_update(state.G_ema, state.G, ema_beta(state.step) if callable(ema_beta) else ema_beta)
+    state.step += 1
+
+
 def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic: int = 1, **options) -> History:
     """Train until ``state.step == steps``: each step runs ``d_step`` n_critic times, then ``g_step``.
 
@@ -372,13 +274,7 @@ def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: 
     meter = _Meter()
     bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="training", dynamic_ncols=True)
     while state.step < steps:
-        for phase in phases:
-            if phase.due(state.step):
-                for _ in range(phase.repeat):
-                    meter.add(phase.fn())
-        if state.G_ema is not None:
-            ema_update(state.G_ema, state.G, ema_beta(state.step) if callable(ema_beta) else ema_beta)
-        state.step += 1
+        _one_step(state, phases, meter, ema_beta)
         bar.update()
         save_now = checkpoint is not None and _due(state.step, checkpoint_every, steps)
         if save_now or _due(state.step, log_every, steps):
