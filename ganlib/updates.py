@@ -100,25 +100,36 @@ def generator_step(D, opt_G, g_loss, x_fake, ctx=NO_AUTOCAST) -> dict[str, torch
     return {"loss_G": loss.detach()}
 
 
-def gan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, d_loss=losses.d_loss_nonsaturating,
+def real_sampler(real, device) -> Callable[[int], torch.Tensor]:
+    """``n -> x_real`` on ``device`` from an ``ImageSet`` (its device-resident images, labels dropped), a
+    toy distribution with ``sample(n)`` (``data.ring()``, ``data.SwissRoll()``), or such a function."""
+    if hasattr(real, "x") and hasattr(real, "sample"):
+        return lambda n: real.sample(n)[0]
+    if hasattr(real, "sample"):
+        return lambda n: real.sample(n).to(device)
+    return real
+
+
+def gan_steps(G, D, opt_G, opt_D, real, batch_size: int, *, d_loss=losses.d_loss_nonsaturating,
               g_loss=losses.g_loss_nonsaturating, penalty=None, outputs=discriminator_outputs,
               amp: bool = False) -> tuple[StepFn, StepFn]:
-    """``d_step`` and ``g_step`` for ``fit``, for an unconditional image GAN.
+    """``d_step`` and ``g_step`` for ``fit``, for an unconditional GAN on images or toy points.
 
-    Real batches are drawn by indexing the device-resident ``images`` (``data.ImageSet``), G's inputs
-    by ``G.random_inputs`` on the device, and nothing is copied to the host. With ``amp`` forward
-    passes run in bf16 autocast (losses and penalties in fp32).
+    Real batches come from ``real`` (``real_sampler``: a device-resident ``data.ImageSet`` is indexed,
+    nothing is copied to the host), G's inputs from ``G.random_inputs`` on G's device. With ``amp``
+    forward passes run in bf16 autocast (losses and penalties in fp32). WGAN-GP is ``d_loss=
+    losses.d_loss_wasserstein, g_loss=losses.g_loss_wasserstein, penalty=..., outputs=critic_outputs``.
     """
-    ctx = autocast(images.x.device, amp)
+    device = _device(G)
+    sample, ctx = real_sampler(real, device), autocast(device, amp)
 
     def d_step():
-        x_real, _ = images.sample(batch_size)
-        x_fake = fakes(G, batch_size, ctx)
+        x_real, x_fake = sample(batch_size), fakes(G, batch_size, ctx)
         return discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx, penalty=penalty, outputs=outputs)
 
     def g_step():
         with ctx:
-            x_fake = G(*G.random_inputs(batch_size, images.x.device))
+            x_fake = G(*G.random_inputs(batch_size, device))
         return generator_step(D, opt_G, g_loss, x_fake, ctx)
 
     return d_step, g_step

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from . import dcgan, layers, losses, train
-from .speed import autocast
 
 CLIP = 0.01  # WGAN's clipping value c
 CLIP_LR = 5e-5  # RMSProp, both players
@@ -106,39 +105,20 @@ def gp_optimizers(G: nn.Module, D: nn.Module, lr: float = GP_LR, betas=GP_BETAS)
 # ---------------------------------------------------------------------------------------------
 
 
-def real_sampler(real, device) -> Callable[[int], torch.Tensor]:
-    """``n -> x_real`` on ``device`` from an ``ImageSet`` (its images, labels dropped), a toy
-    distribution with ``sample(n)`` (``data.ring()``, ``data.SwissRoll()``), or such a function."""
-    if hasattr(real, "x") and hasattr(real, "sample"):
-        return lambda n: real.sample(n)[0]
-    if hasattr(real, "sample"):
-        return lambda n: real.sample(n).to(device)
-    return real
-
-
-def _g_step(G, D, opt_G, g_loss, batch_size, device, ctx):
-    def g_step():
-        with ctx:
-            x_fake = G(*G.random_inputs(batch_size, device))
-        return train.generator_step(D, opt_G, g_loss, x_fake, ctx)
-    return g_step
-
-
 def clip_steps(G, D, opt_G, opt_D, real, batch_size: int, *, c: float = CLIP, amp: bool = False):
     """``d_step`` and ``g_step`` of WGAN with weight clipping, for ``fit`` (use ``clip_schedule``
     for n_critic and the warm-up): the critic maximises E[D(x)] - E[D(G(z))], then every parameter
-    is clamped to [-c, c]; G minimises -E[D(G(z))]. The critic logs its scores and the W1 estimate."""
-    device = next(G.parameters()).device
-    sample, ctx = real_sampler(real, device), autocast(device, amp)
+    is clamped to [-c, c]; G minimises -E[D(G(z))]. ``real``: anything ``train.real_sampler`` takes.
+    The critic logs its scores and the W1 estimate."""
+    d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, real, batch_size, d_loss=losses.d_loss_wasserstein,
+                                     g_loss=losses.g_loss_wasserstein, outputs=train.critic_outputs, amp=amp)
 
-    def d_step():
-        x_real, x_fake = sample(batch_size), train.fakes(G, batch_size, ctx)
-        logs = train.discriminator_step(D, opt_D, losses.d_loss_wasserstein, x_real, x_fake, ctx,
-                                        outputs=train.critic_outputs)
+    def clipped_d_step():
+        logs = d_step()
         losses.clip_weights(D, c)  # after the update: the constraint holds for the next forward
         return logs
 
-    return d_step, _g_step(G, D, opt_G, losses.g_loss_wasserstein, batch_size, device, ctx)
+    return clipped_d_step, g_step
 
 
 def gp_steps(G, D, opt_G, opt_D, real, batch_size: int, *, weight: float = GP_WEIGHT, amp: bool = False):
@@ -149,31 +129,12 @@ def gp_steps(G, D, opt_G, opt_D, real, batch_size: int, *, weight: float = GP_WE
     if has_batchnorm(D):
         raise ValueError("a gradient-penalty critic must not use batch norm (the penalty is per sample): "
                          "build it with dcgan.down_layernorm or dcgan.down_plain")
-    device = next(G.parameters()).device
-    sample, ctx = real_sampler(real, device), autocast(device, amp)
 
     def penalty(D_, x_real, x_fake):
         return losses.gradient_penalty(D_, x_real, x_fake, weight)
 
-    def d_step():
-        x_real, x_fake = sample(batch_size), train.fakes(G, batch_size, ctx)
-        return train.discriminator_step(D, opt_D, losses.d_loss_wasserstein, x_real, x_fake, ctx,
-                                        penalty=penalty, outputs=train.critic_outputs)
-
-    return d_step, _g_step(G, D, opt_G, losses.g_loss_wasserstein, batch_size, device, ctx)
-
-
-def gan_steps(G, D, opt_G, opt_D, real, batch_size: int, *, amp: bool = False):
-    """Lesson 02's game (BCE discriminator, non-saturating G) on any ``real`` (``real_sampler``):
-    the baseline the toys compare against, through the same loop."""
-    device = next(G.parameters()).device
-    sample, ctx = real_sampler(real, device), autocast(device, amp)
-
-    def d_step():
-        return train.discriminator_step(D, opt_D, losses.d_loss_nonsaturating, sample(batch_size),
-                                        train.fakes(G, batch_size, ctx), ctx)
-
-    return d_step, _g_step(G, D, opt_G, losses.g_loss_nonsaturating, batch_size, device, ctx)
+    return train.gan_steps(G, D, opt_G, opt_D, real, batch_size, d_loss=losses.d_loss_wasserstein,
+                           g_loss=losses.g_loss_wasserstein, penalty=penalty, outputs=train.critic_outputs, amp=amp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,8 +196,8 @@ def fit_critic(D: nn.Module, sample_p: Callable[[int], torch.Tensor], sample_q: 
         d_p, d_q = D(x_p), D(x_q)
         loss = losses.d_loss_wasserstein(d_p, d_q) + losses.gradient_penalty(D, x_p, x_q, weight)
         train.update(opt, loss)
-        gaps.append(float(d_p.detach().mean() - d_q.detach().mean()))
-    return gaps
+        gaps.append((d_p.mean() - d_q.mean()).detach())  # left on the device: one read at the end
+    return torch.stack(gaps).tolist()
 
 
 @torch.no_grad()
