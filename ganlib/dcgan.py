@@ -163,7 +163,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 def optimizers(G: nn.Module, D: nn.Module, lr: float = 2e-4, betas=(0.5, 0.999)):
-    """The paper's Adam for both players: lr 2e-4, beta1 0.5 (``train.adam``; fused on CUDA)."""
+    """The paper's Adam for both players: lr 2e-4, beta1 0.5 (``train.adam``: fused kernels)."""
     return train.adam(G, D, lr, lr, betas)
 
 

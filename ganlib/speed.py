@@ -8,7 +8,7 @@
 - ``channels_last``: the memory layout tensor cores prefer for convolutions;
 - ``maybe_compile``: ``torch.compile`` as an opt-in that falls back to eager if compiling fails.
 
-Fused Adam is ``train.adam`` (``fused=True`` on CUDA), which every model's ``optimizers`` calls.
+Fused Adam is ``train.adam`` (``fused=True`` on CUDA and CPU), which every model's ``optimizers`` calls.
 """
 
 from __future__ import annotations

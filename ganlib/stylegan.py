@@ -294,8 +294,8 @@ def optimizers(G: nn.Module, D: nn.Module, cfg: StyleGANConfig | None = None):
     """Adam(lr, betas (0, 0.99), eps 1e-8) for both; a player with a lazy regulariser every k steps
     gets lr * c and beta^c, c = k / (k + 1) (``train.lazy_adam_settings``): D always (R1), G only
     when path length is on (the official code corrects G's too, even where the cifar config never
-    runs the regulariser). Fused on CUDA."""
-    cfg, fused = cfg or StyleGANConfig(), next(G.parameters()).is_cuda or None
+    runs the regulariser). Fused kernels where torch has them."""
+    cfg, fused = cfg or StyleGANConfig(), train.fused_adam(G)
 
     def adam(model, every):
         lr, betas = train.lazy_adam_settings(cfg.lr, cfg.betas, every) if every else (cfg.lr, cfg.betas)
