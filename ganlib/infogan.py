@@ -39,41 +39,126 @@ def code_vector(c_cat: torch.Tensor, c_cont: torch.Tensor, n_categories: int) ->
     return torch.cat([F.one_hot(c_cat, n_categories).to(c_cont.dtype), c_cont], dim=1)
 
 
-class Generator(nn.Module):
-    """G(z, c_cat, c_cont) = DCGAN generator of [z, one_hot(c_cat), c_cont]."""
+class CodedGenerator(nn.Module):
+    """G(z, c_cat, c_cont) = net([z, one_hot(c_cat), c_cont]): what every InfoGAN generator here shares."""
 
-    def __init__(self, shape=(1, 28, 28), z_dim: int = 62, n_categories: int = 10, n_continuous: int = 2,
-                 width: int = 64):
+    def __init__(self, net: nn.Module, z_dim: int, n_categories: int, n_continuous: int):
         super().__init__()
         self.z_dim, self.n_categories, self.n_continuous = z_dim, n_categories, n_continuous
-        self.net = dcgan.Generator(shape, z_dim + n_categories + n_continuous, width)
+        self.net = net
 
     def forward(self, z, c_cat, c_cont):
         return self.net(torch.cat([z, code_vector(c_cat, c_cont, self.n_categories)], dim=1))
 
+    def noise(self, n: int, device=None, generator=None) -> torch.Tensor:
+        """z for n images, (n, z_dim): N(0, I), lesson 03's noise."""
+        return torch.randn(n, self.z_dim, device=device, generator=generator)
+
     def random_inputs(self, n: int, device=None, generator=None):
         """The arguments of one random batch: (z, c_cat, c_cont), drawn as in training."""
-        z = torch.randn(n, self.z_dim, device=device, generator=generator)
+        z = self.noise(n, device, generator)
         return (z, *sample_codes(n, self.n_categories, self.n_continuous, device, generator))
 
 
-class Discriminator(nn.Module):
-    """D and Q on one body: x -> (real/fake logit (B,), category logits (B, K), continuous means (B, L))."""
+class Generator(CodedGenerator):
+    """G(z, c_cat, c_cont) = lesson 03's DCGAN generator of [z, one_hot(c_cat), c_cont]."""
+
+    def __init__(self, shape=(1, 28, 28), z_dim: int = 62, n_categories: int = 10, n_continuous: int = 2,
+                 width: int = 64):
+        super().__init__(dcgan.Generator(shape, z_dim + n_categories + n_continuous, width), z_dim, n_categories,
+                         n_continuous)
+
+
+class CodedDiscriminator(nn.Module):
+    """D and Q on one body: x -> (real/fake logit (B,), category logits (B, K), continuous means (B, L)).
+    ``body`` computes the shared features once; ``head`` gives D's logit, ``q`` gives Q's K + L outputs."""
+
+    def __init__(self, body: nn.Module, head: nn.Module, q: nn.Module, n_categories: int):
+        super().__init__()
+        self.body, self.head, self.q, self.n_categories = body, head, q, n_categories
+
+    def forward(self, x):
+        h = self.body(x)  # the shared features, computed once
+        q = self.q(h)  # (B, K + L)
+        return self.head(h).flatten(), q[:, : self.n_categories], q[:, self.n_categories :]
+
+
+class Discriminator(CodedDiscriminator):
+    """Lesson 03's DCGAN body and head, with Q as a second head: one hidden layer of ``hidden`` units."""
 
     def __init__(self, shape=(1, 28, 28), n_categories: int = 10, n_continuous: int = 2, width: int = 64,
                  hidden: int = 128):
-        super().__init__()
         base = dcgan.Discriminator(shape, width)
-        self.body, self.head = base.body, base.head
         flat = base.features * dcgan.base_size(shape[1]) ** 2
-        self.q = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),
-                               nn.Linear(hidden, n_categories + n_continuous))
-        self.n_categories = n_categories
+        q = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2),
+                          nn.Linear(hidden, n_categories + n_continuous))
+        super().__init__(base.body, base.head, q, n_categories)
 
-    def forward(self, x):
-        h = self.body(x)  # (B, ch, base, base)
-        q = self.q(h)  # (B, K + L)
-        return self.head(h).flatten(), q[:, : self.n_categories], q[:, self.n_categories :]
+
+# The paper's MNIST networks (Chen et al. 2016, Table 1; openai/InfoGAN, models/regularized_gan.py). The
+# defaults are the paper's sizes: 64 and 128 channels, a fully connected layer of 1024. Weights ~ N(0, 0.02)
+# as in the reference code, and its 62 noise variables z ~ U(-1, 1) like the codes. One departure, lesson
+# 03's convention: G ends in tanh (images in [-1, 1]) where the reference code models pixels as
+# Bernoulli means (a sigmoid).
+PAPER_SLOPE = 0.1  # LeakyReLU's slope in the paper's D (App. C); the reference code's default is 0.01
+
+
+def _quarter(shape) -> tuple[int, int]:
+    c, h, w = shape
+    if h != w or h % 4:
+        raise ValueError(f"the paper's InfoGAN networks need square images with a side divisible by 4, got {h} x {w}")
+    return c, h // 4
+
+
+class PaperGenerator(CodedGenerator):
+    """The paper's G: FC 1024, BN, ReLU; FC (H/4)^2 * 128, BN, ReLU; 4x4 up-conv 64, stride 2, BN, ReLU;
+    4x4 up-conv to C channels, stride 2; tanh. ``width`` = 64 and ``hidden`` = 1024 are the paper's."""
+
+    def __init__(self, shape=(1, 28, 28), z_dim: int = 62, n_categories: int = 10, n_continuous: int = 2,
+                 width: int = 64, hidden: int = 1024):
+        c, q = _quarter(shape)
+        net = nn.Sequential(
+            nn.Linear(z_dim + n_categories + n_continuous, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True),
+            nn.Linear(hidden, 2 * width * q * q, bias=False), nn.BatchNorm1d(2 * width * q * q), nn.ReLU(True),
+            nn.Unflatten(1, (2 * width, q, q)),  # (B, 128, 7, 7) for MNIST
+            dcgan.up_transposed(2 * width, width), nn.BatchNorm2d(width), nn.ReLU(True),  # (B, 64, 14, 14)
+            nn.ConvTranspose2d(width, c, 4, stride=2, padding=1), nn.Tanh())  # (B, C, 28, 28)
+        super().__init__(net, z_dim, n_categories, n_continuous)
+        self.apply(dcgan.init_weights)
+
+    def noise(self, n: int, device=None, generator=None) -> torch.Tensor:
+        """z for n images, (n, z_dim): U(-1, 1), as in the reference code (``Uniform(62)``)."""
+        return torch.rand(n, self.z_dim, device=device, generator=generator) * 2 - 1
+
+
+class PaperDiscriminator(CodedDiscriminator):
+    """The paper's D and Q: a shared body of 4x4 conv 64, stride 2, LReLU; 4x4 conv 128, stride 2, BN,
+    LReLU; FC 1024, BN, LReLU (slope 0.1). D's head: FC 1. Q's head: FC 128, BN, LReLU, FC K + L."""
+
+    def __init__(self, shape=(1, 28, 28), n_categories: int = 10, n_continuous: int = 2, width: int = 64,
+                 hidden: int = 1024, q_hidden: int = 128, slope: float = PAPER_SLOPE):
+        c, q = _quarter(shape)
+        body = nn.Sequential(
+            nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(slope, True),  # no batch norm on the input layer
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(slope, True),
+            nn.Flatten(), nn.Linear(2 * width * q * q, hidden, bias=False), nn.BatchNorm1d(hidden),
+            nn.LeakyReLU(slope, True))  # (B, 1024): what D's head and Q's head both read
+        q_head = nn.Sequential(nn.Linear(hidden, q_hidden, bias=False), nn.BatchNorm1d(q_hidden),
+                               nn.LeakyReLU(slope, True), nn.Linear(q_hidden, n_categories + n_continuous))
+        super().__init__(body, nn.Linear(hidden, 1), q_head, n_categories)
+        self.apply(dcgan.init_weights)
+
+
+ARCHITECTURES = {"paper": (PaperGenerator, PaperDiscriminator), "dcgan": (Generator, Discriminator)}
+
+
+def networks(architecture: str, shape, z_dim: int, n_categories: int, n_continuous: int, width: int):
+    """(G, D) of one architecture: "paper" (the paper's MNIST networks, ``width`` channels in the first
+    layer of D and the last of G) or "dcgan" (lesson 03's body)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
+    G_cls, D_cls = ARCHITECTURES[architecture]
+    return G_cls(shape, z_dim, n_categories, n_continuous, width), D_cls(shape, n_categories, n_continuous, width)
 
 
 def info_loss(cat_logits, cont_mean, c_cat, c_cont, continuous_weight: float = 1.0) -> torch.Tensor:
@@ -89,7 +174,7 @@ def mutual_information_bound(cat_logits, c_cat, n_categories: int) -> torch.Tens
 
 def optimizers(G: nn.Module, D: nn.Module, lr_G: float = 1e-3, lr_D: float = 2e-4, betas=(0.5, 0.999)):
     """Adam as in the paper's App. C: lr 1e-3 for G, 2e-4 for D (whose optimiser also holds Q: they
-    share the body), beta1 = 0.5 (``train.adam``; fused on CUDA)."""
+    share the body), beta1 = 0.5 (``train.adam``: fused kernels)."""
     return train.adam(G, D, lr_G, lr_D, betas)
 
 

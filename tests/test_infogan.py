@@ -180,3 +180,68 @@ def test_a_traversal_has_one_row_per_category_and_sweeps_one_continuous_code():
     assert torch.equal(c_cont[:, 1], values.repeat(3)) and torch.equal(c_cont[:, 0], torch.zeros(12))
     with torch.no_grad():  # row 2, column 3: category 2 with code 1 at 0.5, drawn directly
         assert_close(images[2 * 4 + 3], G(z[None], torch.tensor([2]), torch.tensor([[0.0, 0.5]]))[0])
+
+
+# The paper's MNIST networks (Chen et al. 2016, Table 1; openai/InfoGAN's regularized_gan.py)
+
+def _layers(module, kinds):
+    return [m for m in module.modules() if isinstance(m, kinds)]
+
+
+def test_the_papers_discriminator_is_its_table():
+    D = infogan.PaperDiscriminator((1, 28, 28))
+    convs = _layers(D.body, torch.nn.Conv2d)
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (1, 64, (4, 4), (2, 2)), (64, 128, (4, 4), (2, 2))]
+    fc = _layers(D.body, torch.nn.Linear)
+    assert [(f.in_features, f.out_features) for f in fc] == [(128 * 7 * 7, 1024)]  # the shared FC-1024
+    norms = [type(m).__name__ for m in D.body if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert norms == ["BatchNorm2d", "BatchNorm1d"]  # after the second conv and the FC: none on the input layer
+    assert isinstance(D.body[1], torch.nn.LeakyReLU) and isinstance(D.body[2], torch.nn.Conv2d)
+    slopes = {m.negative_slope for m in D.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.1}  # App. C's leaky rate, in D's body and Q's head
+    assert (D.head.in_features, D.head.out_features) == (1024, 1)  # D: FC 1 on the shared features
+    q_fc = _layers(D.q, torch.nn.Linear)
+    assert [(f.in_features, f.out_features) for f in q_fc] == [(1024, 128), (128, 12)]  # Q: FC 128, BN, LReLU, FC
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in D.q)
+    s, q_cat, q_cont = D(torch.randn(5, 1, 28, 28))
+    assert s.shape == (5,) and q_cat.shape == (5, 10) and q_cont.shape == (5, 2)
+
+
+def test_the_papers_generator_is_its_table():
+    G = infogan.PaperGenerator((1, 28, 28))
+    fc = _layers(G.net, torch.nn.Linear)
+    assert [(f.in_features, f.out_features) for f in fc] == [(74, 1024), (1024, 7 * 7 * 128)]  # 62 + 10 + 2 in
+    ups = _layers(G.net, torch.nn.ConvTranspose2d)
+    assert [(u.in_channels, u.out_channels, u.kernel_size, u.stride) for u in ups] == [
+        (128, 64, (4, 4), (2, 2)), (64, 1, (4, 4), (2, 2))]
+    assert len(_layers(G.net, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))) == 3  # every layer but the output
+    assert isinstance(G.net[-1], torch.nn.Tanh)
+    x = G(*G.random_inputs(6))
+    assert x.shape == (6, 1, 28, 28) and x.abs().max() <= 1
+
+
+def test_the_papers_noise_is_uniform_like_the_reference_code():
+    z = infogan.PaperGenerator((1, 28, 28), width=8, hidden=32).noise(50_000, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (50_000, 62) and z.min() >= -1 and z.max() <= 1
+    assert_close(z.var(), torch.tensor(1 / 3), atol=0.005, rtol=0)  # U(-1, 1), not N(0, 1)
+    dcgan_z = infogan.Generator((1, 28, 28), width=8).noise(50_000, generator=torch.Generator().manual_seed(0))
+    assert_close(dcgan_z.var(), torch.tensor(1.0), atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("architecture", ["paper", "dcgan"])
+def test_the_information_term_reaches_every_generator_weight_of_both_architectures(architecture):
+    torch.manual_seed(0)
+    G, D = infogan.networks(architecture, (1, 28, 28), 8, 10, 2, width=8)
+    z, c_cat, c_cont = G.random_inputs(8)
+    _, q_cat, q_cont = D(G(z, c_cat, c_cont))
+    infogan.info_loss(q_cat, q_cont, c_cat, c_cont).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters() if p.ndim > 1)
+    assert all(p.grad is not None for p in D.q.parameters())
+
+
+def test_unknown_architectures_and_shapes_are_refused():
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        infogan.networks("resnet", (1, 28, 28), 62, 10, 2, 64)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        infogan.PaperDiscriminator((1, 30, 30))
