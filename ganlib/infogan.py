@@ -209,6 +209,24 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
     return d_step, g_step
 
 
+# ---------------------------------------------------------------------------------------------
+# Lesson 06's run, kept for its deck
+# ---------------------------------------------------------------------------------------------
+
+LESSON_06 = {  # lesson 06's training settings per profile (steps are G updates; limit: first images only)
+    "smoke": dict(architecture="paper", steps=24, batch_size=32, width=8, limit=1024, log_every=3),
+    "cpu": dict(architecture="paper", steps=4000, batch_size=64, width=64, limit=None, log_every=100),
+    "gpu": dict(architecture="paper", steps=10_000, batch_size=128, width=64, limit=None, log_every=250),
+}
+
+
+def run_name(dataset: str, profile: str, seed: int, architecture: str, width: int, batch_size: int,
+             info_weight: float) -> str:
+    """The name lesson 06 gives a run (its checkpoint): every setting that changes the trained model but
+    the number of steps (a longer run resumes a shorter one)."""
+    return f"{dataset}-{profile}-seed{seed}-{architecture}-width{width}-batch{batch_size}-lambda{info_weight:g}"
+
+
 def matched_accuracy(confusion: torch.Tensor) -> tuple[float, list[int]]:
     """Accuracy after the best one-to-one matching of codes (rows) to labels (columns), by the
     Hungarian algorithm on the confusion matrix: max over injective maps pi of sum_i N[i, pi(i)] / sum N.
