@@ -136,6 +136,28 @@ def points_2d(x_real, x_fake=None, lim: float = 2.0, ax=None, title: str | None 
     return fig
 
 
+def matched_confusion(confusion, label_of: Sequence[int], classes: Sequence[str], ax=None,
+                      title: str | None = None, annotate: bool = True) -> Figure:
+    """A confusion matrix of codes (rows) by labels (columns) after matching (``infogan.matched_accuracy``):
+    rows in the order of their matched label, so the matched cells lie on the diagonal, each row
+    normalised to sum to 1; with ``annotate``, shares of at least 0.05 are written in their cells."""
+    fig, ax = _axes(ax, figsize=(7, 5.5))
+    counts = torch.as_tensor(confusion, dtype=torch.float64)
+    order = sorted(range(len(counts)), key=lambda k: label_of[k])
+    shown = counts[order] / counts.sum(1, keepdim=True)[order].clamp_min(1)
+    ax.imshow(shown.numpy(), cmap="Blues", vmin=0, vmax=1)
+    if annotate:
+        for i, j in zip(*np.nonzero(shown.numpy() >= 0.05)):
+            v = float(shown[i, j])
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=35, ha="right")
+    ax.set_yticks(range(len(order)), [f"c1 = {k}" for k in order])
+    ax.set(xlabel="true label")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def loss_curves(history, keys: Sequence[str] | None = None, probs: Sequence[str] = ("D(x)", "D(G(z))"),
                 ax=None) -> Figure:
     """Logged values against step: losses (left) and D's mean outputs on real and generated batches

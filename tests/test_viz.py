@@ -49,3 +49,12 @@ def test_animation_plays_in_html_and_falls_back_to_png(tmp_path):
     assert "<script" in bundle["text/html"] and bundle["image/png"] and "3 frames" in bundle["text/plain"]
     anim.save(str(tmp_path / "a.gif"))
     assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"
+
+
+def test_matched_confusion_puts_the_matched_cells_on_the_diagonal_and_rows_sum_to_one():
+    confusion = torch.tensor([[0, 8, 2], [9, 1, 0], [1, 1, 8]])  # codes 0, 1, 2 match labels 1, 0, 2
+    fig = viz.matched_confusion(confusion, [1, 0, 2], ["a", "b", "c"])
+    shown = fig.axes[0].images[0].get_array()
+    assert np.allclose(shown.sum(1), 1)
+    assert np.allclose(np.diag(shown), [9 / 10, 8 / 10, 8 / 10])  # code 1 (label a) first, then code 0, code 2
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["c1 = 1", "c1 = 0", "c1 = 2"]

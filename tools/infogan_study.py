@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ganlib import classifier, data, infogan, metrics, profiles, train
+from ganlib import classifier, data, infogan, metrics, profiles, train, viz
 
 Z_DIM, K, L = 62, 10, 2
 
@@ -42,19 +42,20 @@ def run(args) -> dict:
     state = train.GANState.with_ema(G, D, opt_G, opt_D)
     d_step, g_step = infogan.infogan_steps(G, D, opt_G, opt_D, images, args.batch_size,
                                            info_weight=args.info_weight, continuous_weight=args.continuous_weight)
+    real_features = features(test.x)  # once per run: every measurement compares with the same test images
     rows, training = [], 0.0
     for steps in sorted({*args.measure_at, args.steps}):
         start = time.perf_counter()
         history = train.fit(state, d_step, g_step, steps, ema_beta=0.995, log_every=100, progress=not args.quiet)
         training += time.perf_counter() - start  # minutes of training only, without the measurements
         rng = torch.get_rng_state()  # measuring draws random inputs: the run then goes on as if it had not
-        rows.append(measure(state, history, test, features, args, steps, training / 60))
+        rows.append(measure(state, history, test, real_features, features, args, steps, training / 60))
         torch.set_rng_state(rng)
         state.D.train(), state.G_ema.train()
     return rows
 
 
-def measure(state, history, test, features, args, steps: int, minutes: float) -> dict:
+def measure(state, history, test, real_features, features, args, steps: int, minutes: float) -> dict:
     """Matched accuracy of Q on the test images, the MI bound, the course's FID of 10,000 G_ema samples."""
     D = state.D.eval()
     predicted = infogan.predict_category(D, test.x)
@@ -64,7 +65,7 @@ def measure(state, history, test, features, args, steps: int, minutes: float) ->
     gen = torch.Generator().manual_seed(args.seed + 100)
     with torch.no_grad():
         fakes = torch.cat([G_ema(*G_ema.random_inputs(1000, generator=gen)) for _ in range(10)])
-    fid = metrics.fid(features(test.x), features(fakes))
+    fid = metrics.fid(real_features, features(fakes))
     mi = history.values["MI bound"][-5:]
     row = dict(architecture=args.architecture, seed=args.seed, steps=steps, batch_size=args.batch_size,
                width=args.width, info_weight=args.info_weight, continuous_weight=args.continuous_weight,
@@ -101,19 +102,9 @@ def figure(args) -> None:
     chosen = [rows[i] for i in args.runs] if args.runs else rows
     fig, axes = plt.subplots(1, len(chosen), figsize=(6.2 * len(chosen), 5.6), layout="constrained", squeeze=False)
     for ax, r in zip(axes[0], chosen):
-        confusion = torch.tensor(r["confusion"], dtype=torch.float64)
-        order = sorted(range(K), key=lambda k: r["label_of"][k])
-        shown = confusion[order] / confusion.sum(1, keepdim=True)[order].clamp_min(1)
-        ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
-        for i in range(K):
-            for j in range(K):
-                if shown[i, j] >= 0.05:
-                    ax.text(j, i, f"{shown[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if shown[i, j] > 0.5 else "black")
-        ax.set_xticks(range(K), r["classes"], rotation=35, ha="right")
-        ax.set_yticks(range(K), [f"c1 = {k}" for k in order])
-        ax.set(xlabel="true label", title=f"{r['architecture']}, lambda {r['info_weight']:g}, seed {r['seed']}: "
-                                          f"{r['accuracy']:.1%} matched")
+        viz.matched_confusion(r["confusion"], r["label_of"], r["classes"], ax=ax,
+                              title=f"{r['architecture']}, lambda {r['info_weight']:g}, seed {r['seed']}: "
+                                    f"{r['accuracy']:.1%} matched")
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
 
