@@ -18,9 +18,55 @@ def test_autocast_is_bf16_when_enabled_and_a_no_op_otherwise():
         assert lin(x).dtype == torch.float32
 
 
-def test_channels_last_leaves_cpu_tensors_and_modules_alone():
+def test_channels_last_only_where_bf16_is_native(monkeypatch):
     x, conv = torch.randn(2, 3, 4, 4), nn.Conv2d(3, 3, 1)
+    monkeypatch.setattr(speed, "native_bf16", lambda device: False)  # an AVX2 laptop
     assert speed.channels_last(x) is x and speed.channels_last(conv) is conv
+    monkeypatch.setattr(speed, "native_bf16", lambda device: torch.device(device).type == "cpu")
+    assert speed.channels_last(x).is_contiguous(memory_format=torch.channels_last)
+    assert not speed.channels_last(x).is_contiguous()
+    assert speed.channels_last(conv).weight.is_contiguous(memory_format=torch.channels_last)
+    assert speed.channels_last(nn.ReLU()) is not None  # a module without parameters is fine
+
+
+def test_native_bf16_follows_the_cpu_probes(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not speed.native_bf16("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert speed.native_bf16("cpu")
+    assert not speed.native_bf16("meta")  # and so not on mps or any other device
+
+
+def test_use_bf16_defaults_to_native_and_obeys_the_environment(monkeypatch):
+    monkeypatch.delenv(speed.BF16_VAR, raising=False)
+    monkeypatch.setattr(speed, "native_bf16", lambda device: False)
+    assert not speed.use_bf16("cpu")
+    monkeypatch.setattr(speed, "native_bf16", lambda device: True)
+    assert speed.use_bf16("cpu")
+    monkeypatch.setenv(speed.BF16_VAR, "0")
+    assert not speed.use_bf16("cpu")
+    monkeypatch.setattr(speed, "native_bf16", lambda device: False)
+    monkeypatch.setenv(speed.BF16_VAR, "1")
+    assert speed.use_bf16("cpu") and not speed.use_bf16("meta")  # forced, where autocast exists
+    monkeypatch.setenv(speed.BF16_VAR, "yes")
+    with pytest.raises(ValueError, match="GANLIB_BF16 must be 0 or 1"):
+        speed.use_bf16("cpu")
+
+
+def test_the_bf16_cpu_step_matches_fp32_closely():
+    """The path a native-bf16 CPU takes (autocast + channels-last) computes the same DCGAN forward as fp32,
+    to bf16's precision: a layout or dtype bug would show up as an O(1) difference."""
+    from ganlib import dcgan
+    torch.manual_seed(0)
+    G, D = dcgan.Generator((1, 28, 28), 16, 16).eval(), dcgan.Discriminator((1, 28, 28), 16).eval()
+    z = torch.randn(8, 16)
+    ref = D(G(z))
+    G_cl, D_cl = (m.to(memory_format=torch.channels_last) for m in (G, D))
+    with speed.autocast("cpu", True):
+        out = D_cl(G_cl(z))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.05 * ref.abs().max().item(), rtol=0.05)
 
 
 class _Refuses(nn.Module):
