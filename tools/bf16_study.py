@@ -45,15 +45,14 @@ def run(seed: int, precision: str, profile: str = "cpu", threads: int | None = N
     minutes = (time.perf_counter() - start) / 60
     report = train.health(state.history, real=images.x[:64])
     G_ema = train.recalibrate_batchnorm(state.G_ema)
-    clf = classifier.load_classifier("cpu")
+    features, probs = classifier.metric_inputs(classifier.load_classifier("cpu"))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         x_eval = classifier.apply_batched(G_ema, torch.randn(N_EVAL, 100, generator=gen))
-        confidence, label = classifier.apply_batched(clf.probs, x_eval).max(dim=1)
+        confidence, label = probs(x_eval).max(dim=1)
         share = torch.bincount(label, minlength=10).float() / len(label)
         test = data.load_images("fashion_mnist", split="test")
-        fid = metrics.fid(classifier.apply_batched(clf.features, test.x[:N_EVAL]),
-                          classifier.apply_batched(clf.features, x_eval))
+        fid = metrics.fid(features(test.x[:N_EVAL]), features(x_eval))
         grid = G_ema(torch.randn(32, 100, generator=torch.Generator().manual_seed(1000 + seed))).float()
     return {"seed": seed, "precision": precision, "profile": profile, "steps": state.step,
             "batch_size": recipe["batch_size"], "width": recipe["width"], "threads": torch.get_num_threads(),
