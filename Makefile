@@ -7,6 +7,7 @@
 #                 LESSONS (default all) and the throughput benchmark, into docs/results/gpu-<date>-<device>.md
 #   make slides   build every lecture deck into build/slides/ (HTML + PDF; needs Node >= 20, npm, Chromium)
 #   make student  write the student editions of the lessons into build/student/
+#   make weights  rebuild the trained weights the course ships (each lesson's cpu profile, seed 0) and check them
 SHELL  := bash
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 
-.PHONY: install data lab run test test-gpu gpu-check clean
+.PHONY: install data lab run test test-gpu gpu-check clean weights
 
 install: $(STAMP)
 
@@ -56,6 +57,10 @@ test-gpu: gpu-check install data
 	mkdir -p build/test-gpu
 	set -o pipefail; GANLIB_DEVICE=cuda $(PY) -m pytest $(NBVAL_ARGS) tests 2>&1 | tee build/test-gpu/smoke.log
 	$(PY) tools/gpu_report.py --smoke-log build/test-gpu/smoke.log $(LESSONS)
+
+# LESSONS: which lessons' runs to rebuild (default: every lesson that ships weights), e.g. LESSONS=03_dcgan
+weights: install data
+	$(PY) tools/weights.py build $(LESSONS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -210,22 +210,35 @@ def per_class(metric, f_real, y_real, f_fake, y_fake, n_classes: int) -> list:
     return [metric(f_real[y_real == k], f_fake[y_fake == k]) for k in range(n_classes)]
 
 
+LESSON_05 = {  # lesson 05's training settings per profile, one budget for all three variants (kept for the deck)
+    "smoke": dict(steps=30, batch_size=32, width=8, limit=2048, log_every=5),
+    "cpu": dict(steps=3000, batch_size=64, width=32, limit=None, log_every=100),
+    "gpu": dict(steps=10_000, batch_size=128, width=64, limit=None, log_every=250),
+}
+
+
+def make_state(make_D, images, width: int = 64, z_dim: int = 100) -> train.GANState:
+    """Lesson 05's models and optimisers: ``Generator`` (built first), D = make_D(shape, n_classes, width),
+    Adam (2e-4, 0.5), an EMA of G; on the images' device, channels-last where that pays."""
+    device, n_classes = images.x.device, len(images.classes)
+    G = speed.channels_last(Generator(images.shape, n_classes, z_dim, width).to(device))
+    D = speed.channels_last(make_D(images.shape, n_classes, width).to(device))
+    return train.GANState.with_ema(G, D, *dcgan.optimizers(G, D))
+
+
 def train_cgan(make_D, images, steps: int, *, checkpoint, make_steps=conditional_steps, batch_size: int = 64,
                width: int = 64, z_dim: int = 100, log_every: int = 100, snapshot_z=None, amp: bool = False,
-               progress: bool = True) -> train.GANState:
+               progress: bool = True, recipe: dict | None = None, pretrained: bool = False) -> train.GANState:
     """One run of lesson 05's recipe: ``Generator`` and D = make_D(shape, n_classes, width), Adam (2e-4, 0.5),
     EMA of G (beta 0.995), the steps ``make_steps`` builds (``conditional_steps`` for a D(x, y),
     ``acgan_steps`` for an ``ACDiscriminator``); the checkpoint is resumed if present. G is built first:
     seed before each call and every variant starts from the same G. ``snapshot_z`` (N, z_dim) records
-    ``class_grid`` of G_ema four times. Returns the state."""
-    device, n_classes = images.x.device, len(images.classes)
-    G = speed.channels_last(Generator(images.shape, n_classes, z_dim, width).to(device))
-    D = speed.channels_last(make_D(images.shape, n_classes, width).to(device))
-    opt_G, opt_D = dcgan.optimizers(G, D)
-    state = train.GANState.with_ema(G, D, opt_G, opt_D)
-    d_step, g_step = make_steps(G, D, opt_G, opt_D, images, batch_size, amp=amp)
-    snapshot = None if snapshot_z is None else (lambda: class_grid(state.G_ema, snapshot_z, n_classes))
+    ``class_grid`` of G_ema four times. ``recipe``/``pretrained``: as ``train.fit_schedule``'s (the course's
+    shipped weights). Returns the state."""
+    state = make_state(make_D, images, width, z_dim)
+    d_step, g_step = make_steps(state.G, state.D, state.opt_G, state.opt_D, images, batch_size, amp=amp)
+    snapshot = None if snapshot_z is None else (lambda: class_grid(state.G_ema, snapshot_z, len(images.classes)))
     train.fit(state, d_step, g_step, steps, ema_beta=0.995, log_every=log_every, snapshot=snapshot,
               snapshot_every=max(steps // 4, 1), checkpoint=checkpoint, checkpoint_every=max(steps // 4, 1),
-              progress=progress)
+              progress=progress, recipe=recipe, pretrained=pretrained)
     return state

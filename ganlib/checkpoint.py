@@ -51,15 +51,16 @@ def _load_extras(path, extras: dict, saved: dict) -> None:
             value.load_state_dict(saved[name])
 
 
-def save(path: str | os.PathLike, state) -> None:
-    """Write models, optimisers, EMA, step, history and every RNG state; atomically."""
+def save(path: str | os.PathLike, state, meta: dict | None = None) -> None:
+    """Write models, optimisers, EMA, step, history and every RNG state; atomically. ``meta``: plain
+    values describing the run (``train.fit_schedule`` stores the recipe there, for ``ganlib.pretrained``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"step": state.step, "G": state.G.state_dict(), "D": state.D.state_dict(),
             "opt_G": state.opt_G.state_dict(), "opt_D": state.opt_D.state_dict(),
             "G_ema": None if state.G_ema is None else state.G_ema.state_dict(),
             "history": state.history.state_dict(), "rng": rng_state(),
-            "extras": {k: _extra_state(v) for k, v in getattr(state, "extras", {}).items()}}
+            "extras": {k: _extra_state(v) for k, v in getattr(state, "extras", {}).items()}, "meta": meta}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(blob, tmp)
     os.replace(tmp, path)

@@ -204,9 +204,11 @@ def saved_generators(directory, run: str) -> dict[int, Path]:
 
 
 def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64, width: int = 64,
-                z_dim: int = 100, log_every: int = 100, amp: bool = False, progress: bool = True):
+                z_dim: int = 100, log_every: int = 100, amp: bool = False, progress: bool = True,
+                recipe: dict | None = None, pretrained: bool = False):
     """Lesson 03's recipe in one call: DCGAN with EMA (beta 0.995), checkpoint ``<run>.pt`` (resumed if
-    present) and G_ema kept every tenth of the run. Returns the ``train.GANState``."""
+    present) and G_ema kept every tenth of the run. ``recipe``/``pretrained``: as ``train.fit_schedule``'s
+    (the course's shipped weights). Returns the ``train.GANState``."""
     G = speed.channels_last(Generator(images.shape, z_dim, width).to(images.x.device))
     D = speed.channels_last(Discriminator(images.shape, width).to(images.x.device))
     opt_G, opt_D = optimizers(G, D)
@@ -214,5 +216,6 @@ def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64
     d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, images, batch_size, amp=amp)
     train.fit(state, d_step, g_step, steps, ema_beta=0.995, log_every=log_every,
               checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=steps // 4,
-              on_log=keep_generators(directory, run, steps // 10), progress=progress)
+              on_log=keep_generators(directory, run, steps // 10), progress=progress, recipe=recipe,
+              pretrained=pretrained)
     return state

@@ -59,6 +59,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import pretrained as shipped
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
 from .health import Health, check as health  # noqa: F401  (train.health: the name lessons use)
 from .updates import (  # noqa: F401  the step pieces, under the names lessons use (train.gan_steps, ...)
@@ -254,7 +255,8 @@ def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic
 def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: float | Callable[[int], float] = 0.999,
                  log_every: int = 50, snapshot: Callable[[], torch.Tensor] | None = None, snapshot_every: int = 0,
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
-                 on_log: Callable[[GANState], None] | None = None, progress: bool = True) -> History:
+                 on_log: Callable[[GANState], None] | None = None, progress: bool = True,
+                 recipe: dict | None = None, pretrained: bool = False) -> History:
     """Train until ``state.step == steps``, running at each step every phase that is due, in order.
 
     ``ema_beta`` is a number or a function of the step (``ema_half_life``). If ``checkpoint`` names an
@@ -263,7 +265,16 @@ def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: 
     the end. ``snapshot()`` (e.g. ``G_ema(z_fixed)``) is recorded every ``snapshot_every`` steps;
     ``on_log(state)`` runs after each logged row. Raises ``TrainingDiverged`` if a logged value turns
     NaN or infinite.
+
+    ``recipe`` (the settings that decide what the run produces) is stored in the checkpoint; with
+    ``pretrained=True`` the weights the course ships for this checkpoint's run are loaded instead of
+    training, when their recipe equals this one (``ganlib.pretrained``; nothing is written then).
     """
+    if pretrained:
+        if checkpoint is None or recipe is None:
+            raise ValueError("pretrained=True needs the run's checkpoint path and recipe, which name the shipped run")
+        if shipped.restore(checkpoint, state, steps, recipe):
+            return state.history
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(checkpoint, state)
         print(f"resumed from {checkpoint} at step {state.step} of {steps}")
@@ -284,7 +295,7 @@ def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: 
         if snapshot is not None and snapshot_every and _due(state.step, snapshot_every, steps):
             _snapshot(state, snapshot)
         if save_now:
-            save_checkpoint(checkpoint, state)
+            save_checkpoint(checkpoint, state, meta=None if recipe is None else {"recipe": shipped.recipe_of(steps, recipe)})
     bar.close()
     return state.history
 

@@ -1,0 +1,251 @@
+"""Trained weights that ship with the course: a lesson can show trained results in seconds.
+
+A lesson's run has a name, its checkpoint file ``checkpoints/<lesson>/<run>.pt``, and a **recipe**:
+the settings that decide what training produces (steps, batch size, width, ...). For some runs the
+course ships the result, built by ``tools/weights.py`` (``make weights``) from the lesson's own
+cpu-profile run and stored compactly under ``ganlib/assets/weights/<lesson>/<run>.pt``:
+
+- the trained generator (G_ema where the run keeps one, else G) and D, in half precision;
+- the run's history (losses, timings, fixed-z snapshots) and step, so the lesson's later cells
+  (loss curves, health, snapshots) read exactly what training logged.
+
+Optimiser states are not shipped: a shipped run can be looked at, not resumed.
+
+``manifest.json`` beside them pins each file by SHA-256, its recipe, and an architecture
+fingerprint (a digest of every tensor's name and shape per model). ``restore`` loads a shipped run
+into a ``train.GANState`` only when the run's recipe equals the shipped one; a corrupt file or an
+architecture that no longer matches raises ``ShippedWeightsError`` naming the file and the fix. It
+never falls back to random weights silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .checkpoint import load as load_checkpoint
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
+MANIFEST_NAME = "manifest.json"
+REBUILD = "rebuild it with `make weights` (or restore the file from git: `git checkout -- <file>`)"
+
+
+class ShippedWeightsError(RuntimeError):
+    """A shipped weights file is missing, corrupt, or built for another architecture."""
+
+
+def _dir(directory) -> Path:
+    """``directory``, or the shipped weights' folder (read at call time, so tests can point it elsewhere)."""
+    return WEIGHTS_DIR if directory is None else Path(directory)
+
+
+def run_key(checkpoint: str | os.PathLike) -> str:
+    """``<lesson>/<run>`` for a checkpoint path ``.../<lesson>/<run>.pt`` (``profiles.checkpoint_dir``'s layout)."""
+    path = Path(checkpoint)
+    return f"{path.parent.name}/{path.stem}"
+
+
+def _plain(value):
+    """A recipe value in JSON's terms (tuples become lists), so a recipe compares equal after a round trip."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a recipe holds plain values (numbers, strings, lists, dicts), got {type(value).__name__}: {value!r}")
+
+
+def recipe_of(steps: int, recipe: Mapping[str, Any]) -> dict:
+    """The recipe as stored: plain values, with the run's number of steps."""
+    return _plain({**recipe, "steps": int(steps)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Fingerprints: what a file's tensors must look like to fit the models
+# ---------------------------------------------------------------------------------------------
+
+
+def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """The architecture a state dict belongs to: its parameter count and a digest of every entry's
+    name and shape (values play no part, so two trainings of one architecture share it)."""
+    layout = [[name, list(t.shape)] for name, t in state_dict.items()]
+    digest = hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
+    n = sum(t.numel() for t in state_dict.values() if t.is_floating_point())
+    return {"parameters": n, "layout": digest}
+
+
+def _models(state) -> dict[str, nn.Module]:
+    """What a shipped run holds of a state: its generator (G_ema when kept, else G) and D."""
+    generator = {"G_ema": state.G_ema} if state.G_ema is not None else {"G": state.G}
+    return {**generator, "D": state.D}
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest
+# ---------------------------------------------------------------------------------------------
+
+
+def manifest(directory: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Every shipped run by ``<lesson>/<run>``: file, sha256, bytes, recipe, fingerprint, quality, ..."""
+    path = _dir(directory) / MANIFEST_NAME
+    return json.loads(path.read_text())["runs"] if path.exists() else {}
+
+
+def write_manifest(runs: Mapping[str, dict], directory: str | os.PathLike | None = None) -> Path:
+    path = _dir(directory) / MANIFEST_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"about": "trained weights of the lessons' cpu-profile runs; built by tools/weights.py (make weights)",
+            "runs": dict(sorted(runs.items()))}
+    path.write_text(json.dumps(blob, indent=1) + "\n")
+    return path
+
+
+def lookup(checkpoint, steps: int, recipe: Mapping[str, Any], directory=None) -> tuple[dict | None, str]:
+    """(the manifest entry of the run at ``checkpoint`` if its recipe equals this run's, why not otherwise)."""
+    key = run_key(checkpoint)
+    entry = manifest(directory).get(key)
+    if entry is None:
+        return None, f"no shipped weights for {key}"
+    wanted = recipe_of(steps, recipe)
+    differ = sorted(k for k in set(wanted) | set(entry["recipe"]) if wanted.get(k) != entry["recipe"].get(k))
+    if differ:
+        shown = ", ".join(f"{k}={entry['recipe'].get(k)!r} (this run: {wanted.get(k)!r})" for k in differ)
+        return None, f"the shipped weights of {key} were trained with {shown}"
+    return entry, "match"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def _verified_blob(entry: dict, directory) -> tuple[Path, dict]:
+    path = _dir(directory) / entry["file"]
+    if not path.exists():
+        raise ShippedWeightsError(f"{path} is listed in the manifest but missing; {REBUILD.replace('<file>', str(path))}")
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise ShippedWeightsError(f"{path} is corrupt: its SHA-256 is {digest[:12]}..., the manifest says "
+                                  f"{entry['sha256'][:12]}...; {REBUILD.replace('<file>', str(path))}")
+    return path, torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _load_model(path: Path, name: str, model: nn.Module, saved: Mapping[str, torch.Tensor], expected: dict) -> None:
+    mine = fingerprint(model.state_dict())
+    if mine != expected or fingerprint(saved) != expected:
+        raise ShippedWeightsError(
+            f"{path}: the shipped {name} has {expected['parameters']:,} parameters (layout {expected['layout']}), this "
+            f"run's {name} has {mine['parameters']:,} (layout {mine['layout']}): the architecture changed since the "
+            f"weights were built; {REBUILD.replace('<file>', str(path))}, or pass pretrained=False to train")
+    current = model.state_dict()
+    model.load_state_dict({k: v.to(current[k].dtype) for k, v in saved.items()})  # half -> the model's dtype
+
+
+def load_into(entry: dict, state, directory=None) -> Path:
+    """Verify the shipped file of ``entry`` (SHA-256, fingerprints) and load it into ``state``:
+    models, step, history, extras. The generator not shipped (G when G_ema is) becomes a copy of the
+    shipped one, so no model of the state keeps random weights."""
+    path, blob = _verified_blob(entry, directory)
+    models = _models(state)
+    if set(models) != set(blob["models"]):
+        raise ShippedWeightsError(f"{path} holds {sorted(blob['models'])}, this run has {sorted(models)}; "
+                                  f"{REBUILD.replace('<file>', str(path))}")
+    for name, model in models.items():
+        _load_model(path, name, model, blob["models"][name], entry["fingerprint"][name])
+    if state.G_ema is not None:
+        state.G.load_state_dict(state.G_ema.state_dict())
+    state.step = int(blob["step"])
+    state.history.load_state_dict(blob["history"])
+    for name, value in getattr(state, "extras", {}).items():
+        if isinstance(value, torch.Tensor) and name in blob["extras"]:
+            with torch.no_grad():
+                value.copy_(blob["extras"][name])
+    return path
+
+
+def load_model(key: str, name: str, model: nn.Module, directory=None) -> nn.Module:
+    """Load one model (``"G_ema"``, ``"G"`` or ``"D"``) of the shipped run ``key`` into ``model``, verified."""
+    entry = manifest(directory).get(key)
+    if entry is None:
+        raise ShippedWeightsError(f"no shipped weights for {key}; shipped: {', '.join(manifest(directory)) or 'none'}")
+    path, blob = _verified_blob(entry, directory)
+    if name not in blob["models"]:
+        raise ShippedWeightsError(f"{path} holds {sorted(blob['models'])}, not {name}")
+    _load_model(path, name, model, blob["models"][name], entry["fingerprint"][name])
+    return model
+
+
+def restore(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=None) -> bool:
+    """Load the shipped run for ``checkpoint`` into ``state`` if its recipe equals ``recipe`` (plus
+    ``steps``); print one line saying what happened. Returns whether it loaded."""
+    entry, why = lookup(checkpoint, steps, recipe, directory)
+    if entry is None:
+        print(f"pretrained: {why}")
+        return False
+    load_into(entry, state, directory)
+    where = f"{entry['minutes']:.1f} min on {entry['device']}" if "minutes" in entry else "the course's run"
+    print(f"pretrained: loaded the shipped weights {entry['file']} ({state.step} steps, trained in {where}); "
+          "skipping training (pretrained=False trains)")
+    return True
+
+
+def lesson_run(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=None) -> str | None:
+    """A lesson's finished run, for a deck: the shipped weights when their recipe matches, else the
+    lab's own finished checkpoint at ``checkpoint``. Loads it into ``state`` and says which it was
+    (``"shipped weights"` or ``"lab checkpoint"``); None (``state`` untouched) when neither exists."""
+    entry, _ = lookup(checkpoint, steps, recipe, directory)
+    if entry is not None:
+        load_into(entry, state, directory)
+        return "shipped weights"
+    if Path(checkpoint).exists() and torch.load(checkpoint, map_location="cpu", weights_only=True)["step"] >= steps:
+        load_checkpoint(checkpoint, state)
+        return "lab checkpoint"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Building (tools/weights.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def _half(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state_dict.items()}
+
+
+def _history(history: dict) -> dict:
+    return {**history, "snapshots": [[s, x.half()] for s, x in history["snapshots"]]}
+
+
+def pack(checkpoint: str | os.PathLike, directory=None, **about) -> tuple[str, dict]:
+    """Write the compact shipped file of a finished local checkpoint (one ``train.fit_schedule`` wrote
+    with a recipe) under ``directory``; return (its key, its manifest entry). ``about``: e.g. minutes,
+    device, quality, stored in the entry."""
+    full = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    meta = full.get("meta") or {}
+    if "recipe" not in meta or full["step"] != meta["recipe"]["steps"]:
+        raise ValueError(f"{checkpoint} is not a finished run with a recipe (step {full['step']}, meta {meta})")
+    names = ["G_ema"] if full["G_ema"] is not None else ["G"]
+    models = {name: _half(full[name]) for name in names + ["D"]}
+    key = run_key(checkpoint)
+    out = _dir(directory) / f"{key}.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extras = {k: v.half() if v.is_floating_point() else v for k, v in full["extras"].items() if isinstance(v, torch.Tensor)}
+    torch.save({"step": full["step"], "models": models, "history": _history(full["history"]), "extras": extras}, out)
+    entry = {"file": f"{key}.pt", "sha256": sha256(out), "bytes": out.stat().st_size, "recipe": meta["recipe"],
+             "fingerprint": {name: fingerprint(sd) for name, sd in models.items()}, **about}
+    return key, entry

@@ -1,0 +1,137 @@
+"""ganlib.pretrained: shipped runs load only when they match, are verified, and hold what training logged."""
+
+import json
+
+import pytest
+import torch
+
+from ganlib import dcgan, pretrained, train
+
+SHAPE, Z, WIDTH = (1, 28, 28), 16, 8
+RECIPE = dict(batch_size=8, width=WIDTH)
+
+
+def make_state(width=WIDTH, seed=0):
+    torch.manual_seed(seed)
+    G, D = dcgan.Generator(SHAPE, Z, width), dcgan.Discriminator(SHAPE, width)
+    return train.GANState.with_ema(G, D, *dcgan.optimizers(G, D))
+
+
+def finished_run(tmp_path, steps=6):
+    """A tiny DCGAN run trained through fit with a recipe, its checkpoint at checkpoints/07_x/run.pt."""
+    images = torch.rand(64, *SHAPE) * 2 - 1
+    from ganlib.data import ImageSet
+
+    state = make_state()
+    ckpt = tmp_path / "checkpoints" / "07_x" / "run.pt"
+    z_fixed = torch.randn(4, Z)
+    train.fit(state, *train.gan_steps(state.G, state.D, state.opt_G, state.opt_D, ImageSet(images, torch.zeros(64, dtype=torch.long), ("x",), "noise"), 8),
+              steps, log_every=2, ema_beta=0.9, snapshot=lambda: state.G_ema(z_fixed), snapshot_every=3,
+              checkpoint=ckpt, recipe=RECIPE, progress=False)
+    return state, ckpt
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """(the trained state, its checkpoint path, the folder of shipped weights holding its packed run)."""
+    state, ckpt = finished_run(tmp_path)
+    out = tmp_path / "weights"
+    key, entry = pretrained.pack(ckpt, out, minutes=0.1, device="test")
+    pretrained.write_manifest({key: entry}, out)
+    return state, ckpt, out
+
+
+def test_pack_then_restore_gives_the_trained_generator_in_half_precision_and_the_history(shipped, capsys):
+    trained, ckpt, out = shipped
+    fresh = make_state(seed=1)
+    assert pretrained.restore(ckpt, fresh, 6, RECIPE, out)
+    assert "loaded the shipped weights 07_x/run.pt" in capsys.readouterr().out
+    assert fresh.step == 6 and fresh.history.steps == trained.history.steps
+    assert fresh.history.values == trained.history.values
+    assert [s for s, _ in fresh.history.snapshots] == [0, 3, 6]
+    for a, b in zip(fresh.G_ema.state_dict().values(), trained.G_ema.state_dict().values()):
+        assert a.dtype == b.dtype  # back in the model's dtype
+        torch.testing.assert_close(a, b.half().to(b.dtype))  # equal to the trained weights rounded to half
+    for a, b in zip(fresh.G.parameters(), fresh.G_ema.parameters()):  # G is not shipped: it copies G_ema
+        assert torch.equal(a, b)
+    for a, b in zip(fresh.D.parameters(), trained.D.parameters()):
+        torch.testing.assert_close(a, b.half().float())
+
+
+def test_the_manifest_pins_the_file_by_sha256_and_records_the_recipe_with_its_steps(shipped):
+    _, _, out = shipped
+    entry = pretrained.manifest(out)["07_x/run"]
+    assert entry["sha256"] == pretrained.sha256(out / entry["file"])
+    assert entry["recipe"] == {"batch_size": 8, "width": WIDTH, "steps": 6}
+    assert set(entry["fingerprint"]) == {"G_ema", "D"}
+    assert json.loads((out / "manifest.json").read_text())["runs"]["07_x/run"] == entry
+
+
+def test_a_different_recipe_or_an_unknown_run_trains_instead(shipped, capsys):
+    _, ckpt, out = shipped
+    state = make_state(seed=1)
+    before = [p.clone() for p in state.G.parameters()]
+    assert not pretrained.restore(ckpt, state, 12, RECIPE, out)  # more steps asked for
+    assert "steps=6 (this run: 12)" in capsys.readouterr().out
+    assert not pretrained.restore(ckpt, state, 6, {**RECIPE, "batch_size": 16}, out)
+    assert not pretrained.restore(ckpt.with_name("other.pt"), state, 6, RECIPE, out)
+    assert "no shipped weights for 07_x/other" in capsys.readouterr().out
+    assert state.step == 0 and all(torch.equal(a, b) for a, b in zip(before, state.G.parameters()))
+
+
+def test_one_changed_byte_is_a_clear_error_naming_the_file_and_the_fix(shipped):
+    _, ckpt, out = shipped
+    path = out / "07_x" / "run.pt"
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    path.write_bytes(bytes(blob))
+    with pytest.raises(pretrained.ShippedWeightsError, match=r"run\.pt is corrupt.*make weights"):
+        pretrained.restore(ckpt, make_state(), 6, RECIPE, out)
+
+
+def test_a_missing_file_is_a_clear_error(shipped):
+    _, ckpt, out = shipped
+    (out / "07_x" / "run.pt").unlink()
+    with pytest.raises(pretrained.ShippedWeightsError, match="missing"):
+        pretrained.restore(ckpt, make_state(), 6, RECIPE, out)
+
+
+def test_a_mismatched_architecture_is_a_clear_error_not_random_weights(shipped):
+    _, ckpt, out = shipped
+    wider = make_state(width=2 * WIDTH)  # the recipe says WIDTH, but the code built something else
+    with pytest.raises(pretrained.ShippedWeightsError, match="architecture changed.*pretrained=False"):
+        pretrained.restore(ckpt, wider, 6, RECIPE, out)
+
+
+def test_fit_with_pretrained_loads_and_writes_no_checkpoint(shipped, tmp_path, monkeypatch):
+    trained, ckpt, out = shipped
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", out)
+    ckpt.unlink()
+    state = make_state(seed=1)
+    calls = []
+    history = train.fit(state, lambda: calls.append("D") or {}, lambda: calls.append("G") or {}, 6,
+                        checkpoint=ckpt, recipe=RECIPE, pretrained=True, progress=False)
+    assert calls == [] and not ckpt.exists() and history.steps == trained.history.steps
+    with pytest.raises(ValueError, match="recipe"):
+        train.fit(make_state(), lambda: {}, lambda: {}, 6, checkpoint=ckpt, pretrained=True, progress=False)
+
+
+def test_pack_refuses_an_unfinished_or_recipe_less_checkpoint(tmp_path):
+    state = make_state()
+    from ganlib import checkpoint
+
+    checkpoint.save(tmp_path / "07_x" / "plain.pt", state)
+    with pytest.raises(ValueError, match="not a finished run with a recipe"):
+        pretrained.pack(tmp_path / "07_x" / "plain.pt", tmp_path / "w")
+
+
+def test_recipes_compare_after_a_json_round_trip_and_refuse_objects():
+    assert pretrained.recipe_of(5, {"sizes": (1, 2)}) == json.loads(json.dumps(pretrained.recipe_of(5, {"sizes": (1, 2)})))
+    with pytest.raises(TypeError, match="plain values"):
+        pretrained.recipe_of(5, {"device": torch.device("cpu")})
+
+
+def test_fingerprints_see_shapes_not_values():
+    a, b = make_state(seed=0).G.state_dict(), make_state(seed=1).G.state_dict()
+    assert pretrained.fingerprint(a) == pretrained.fingerprint(b)
+    assert pretrained.fingerprint(a) != pretrained.fingerprint(make_state(width=2 * WIDTH).G.state_dict())

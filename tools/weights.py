@@ -1,0 +1,181 @@
+"""Rebuild the trained weights the course ships (``make weights``), from the lessons' own recipes.
+
+    python tools/weights.py build [lesson ...]   # run each lesson's cpu profile (seed 0, pretrained=False)
+                                                 # and pack its finished runs into ganlib/assets/weights/
+    python tools/weights.py check                # verify and measure every shipped run, print the table
+
+``build`` executes the lesson notebook itself with papermill (so the recipe is the lesson's, not a
+copy), with its checkpoints in a fresh folder; every run the lesson trained with a recipe is packed
+(``ganlib.pretrained.pack``: G_ema or G and D in half precision, history, step), measured, and
+written to the manifest with the minutes it took. The same seed and steps give the same recipe; on
+another machine the weights differ in their last bits, the quality bar stays.
+
+``QUALITY`` holds, per lesson, how a shipped run is measured and the bar it must meet; the tests
+(tests/test_pretrained.py) measure every shipped run again against those bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from ganlib import cgan, classifier, data, dcgan, metrics, pretrained, train  # noqa: E402
+
+N_EVAL = 10_000  # samples per measurement, against as many test images
+BUILD_PARAMETERS = {"profile": "cpu", "seed": 0, "pretrained": False}
+
+
+@dataclass
+class Judge:
+    """Test images' features and the classifier, shared by every measurement."""
+
+    clf: classifier.FashionClassifier
+    f_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @classmethod
+    def make(cls, n: int = N_EVAL) -> "Judge":
+        test = data.load_images("fashion_mnist", split="test")
+        clf = classifier.load_classifier(torch.device("cpu"))
+        features, _ = classifier.metric_inputs(clf)
+        return cls(clf, features(test.x[:n]), test.y[:n])
+
+    def measure(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
+        """FID against the test set, the smallest class share, mean confidence (and class consistency given y)."""
+        features, _ = classifier.metric_inputs(self.clf)
+        f = features(x)
+        p = self.clf.head(f.float()).softmax(dim=1)
+        confidence, label = p.max(dim=1)
+        share = torch.bincount(label, minlength=10).float() / len(label)
+        out = {"FID": metrics.fid(self.f_test, f), "min_class_share": float(share.min()),
+               "confidence": float(confidence.mean())}
+        if y is not None:
+            out["consistency"] = cgan.class_consistency(p, y)
+        return {k: round(v, 4) for k, v in out.items()}
+
+
+def _generator(key: str, model: torch.nn.Module, name: str = "G_ema") -> torch.nn.Module:
+    pretrained.load_model(key, name, model)
+    return train.recalibrate_batchnorm(model)
+
+
+def dcgan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
+    G = _generator(key, dcgan.Generator((1, 28, 28), 100, recipe["width"]))
+    (z,) = G.random_inputs(N_EVAL, generator=torch.Generator().manual_seed(0))
+    return judge.measure(classifier.apply_batched(G, z))
+
+
+def cgan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
+    G = _generator(key, cgan.Generator((1, 28, 28), 10, 100, recipe["width"]))
+    y = cgan.balanced_labels(N_EVAL, 10, torch.device("cpu"))
+    return judge.measure(cgan.generate(G, y, generator=torch.Generator().manual_seed(0)), y)
+
+
+@dataclass(frozen=True)
+class Quality:
+    measure: Callable[[str, dict, Judge], dict[str, float]]
+    bar: dict[str, tuple[str, float]]  # metric -> ("<=" or ">=", bound): what the lesson claims of its run
+
+    def failures(self, values: dict[str, float]) -> list[str]:
+        ok = {"<=": lambda v, b: v <= b, ">=": lambda v, b: v >= b}
+        return [f"{k} = {values[k]:.3f}, the bar is {op} {b}" for k, (op, b) in self.bar.items() if not ok[op](values[k], b)]
+
+
+QUALITY = {  # lesson -> how its shipped runs are measured, and the bars (from the lesson's own asserts)
+    "03_dcgan": Quality(dcgan_quality, {"min_class_share": (">=", 0.05), "confidence": (">=", 0.6), "FID": ("<=", 6.0)}),
+    "05_conditional_gan": Quality(cgan_quality, {"consistency": (">=", 0.8), "FID": ("<=", 10.0)}),
+}
+
+
+def notebook(lesson: str) -> Path:
+    return ROOT / "notebooks" / f"{lesson}.ipynb"
+
+
+def build(lesson: str, judge: Judge) -> dict[str, dict]:
+    """Run ``lesson``'s cpu profile in a fresh checkpoint folder; pack and measure its finished runs."""
+    import papermill as pm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["GANLIB_CHECKPOINTS"] = tmp
+        out = ROOT / "build" / "weights" / f"{lesson}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        pm.execute_notebook(str(notebook(lesson)), str(out), parameters=BUILD_PARAMETERS, cwd=str(notebook(lesson).parent),
+                            kernel_name="python3", progress_bar=False)
+        lesson_minutes = (time.perf_counter() - start) / 60
+        entries = {}
+        for ckpt in sorted((Path(tmp) / lesson).glob("*.pt")):
+            blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+            if not (blob.get("meta") or {}).get("recipe") or blob["step"] != blob["meta"]["recipe"]["steps"]:
+                continue  # kept generators, unfinished or recipe-less runs
+            minutes = round(sum(blob["history"]["seconds"]) / 60, 2)
+            key, entry = pretrained.pack(ckpt, minutes=minutes, device=_device(), torch=torch.__version__,
+                                         built=time.strftime("%Y-%m-%d"), parameters=BUILD_PARAMETERS)
+            entries[key] = entry
+    print(f"{lesson}: the lesson ran in {lesson_minutes:.1f} min (cpu profile, seed 0); {len(entries)} run(s) packed")
+    return _measured(lesson, entries, judge)
+
+
+def _measured(lesson: str, entries: dict[str, dict], judge: Judge) -> dict[str, dict]:
+    runs = {k: v for k, v in pretrained.manifest().items() if not k.startswith(f"{lesson}/")}  # the lesson's, replaced
+    for stale in set((pretrained.WEIGHTS_DIR / lesson).glob("*.pt")) - {pretrained.WEIGHTS_DIR / e["file"] for e in entries.values()}:
+        stale.unlink()
+    runs.update(entries)
+    pretrained.write_manifest(runs)  # the files must be listed before they can be loaded and measured
+    for key, entry in entries.items():
+        entry["quality"] = QUALITY[key.split("/")[0]].measure(key, entry["recipe"], judge)
+    pretrained.write_manifest({**runs, **entries})
+    return entries
+
+
+def _device() -> str:
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def check(judge: Judge) -> list[tuple[str, ...]]:
+    """Every shipped run verified, loaded and measured again: rows of a table, and whether it meets its bar."""
+    rows = [("run", "MB", "minutes", "quality", "bar")]
+    for key, entry in pretrained.manifest().items():
+        quality = QUALITY[key.split("/")[0]]
+        values = quality.measure(key, entry["recipe"], judge)
+        failed = quality.failures(values)
+        rows.append((key, f"{entry['bytes'] / 2**20:.2f}", f"{entry['minutes']:.1f}",
+                     " ".join(f"{k}={v:.3f}" for k, v in values.items()), "; ".join(failed) or "met"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_build = sub.add_parser("build", help="rebuild the shipped runs of the lessons named (default: all)")
+    p_build.add_argument("lessons", nargs="*", help=f"lessons, e.g. 03_dcgan (default: {' '.join(QUALITY)})")
+    sub.add_parser("check", help="verify and measure every shipped run")
+    args = parser.parse_args(argv)
+    judge = Judge.make()
+    if args.command == "build":
+        for lesson in args.lessons or list(QUALITY):
+            if lesson not in QUALITY:
+                parser.error(f"no shipped runs are defined for {lesson!r}; known: {', '.join(QUALITY)}")
+            build(lesson, judge)
+    from course import format_table
+
+    rows = check(judge)
+    total = sum(e["bytes"] for e in pretrained.manifest().values()) / 2**20
+    print(format_table(rows) + f"\n\n{len(rows) - 1} shipped runs, {total:.1f} MB in all (limit 25 MB)")
+    return 0 if all(r[-1] == "met" for r in rows[1:]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
