@@ -6,8 +6,10 @@ course ships the result, built by ``tools/weights.py`` (``make weights``) from t
 cpu-profile run and stored compactly under ``ganlib/assets/weights/<lesson>/<run>.pt``:
 
 - the trained generator (G_ema where the run keeps one, else G) and D, in half precision;
-- the run's history (losses, timings, fixed-z snapshots) and step, so the lesson's later cells
-  (loss curves, health, snapshots) read exactly what training logged.
+- the run's history (losses, timings, fixed-z snapshots as 8-bit images) and step, so the lesson's
+  later cells (loss curves, health, snapshots) read what training logged;
+- where a later lesson measures the run along the way (lesson 04 on lesson 03's), a few of the
+  generators kept during it.
 
 Optimiser states are not shipped: a shipped run can be looked at, not resumed.
 
@@ -170,12 +172,19 @@ def load_into(entry: dict, state, directory=None) -> Path:
     if state.G_ema is not None:
         state.G.load_state_dict(state.G_ema.state_dict())
     state.step = int(blob["step"])
-    state.history.load_state_dict(blob["history"])
+    state.history.load_state_dict(_unpacked_history(blob["history"]))
     for name, value in getattr(state, "extras", {}).items():
         if isinstance(value, torch.Tensor) and name in blob["extras"]:
             with torch.no_grad():
                 value.copy_(blob["extras"][name])
     return path
+
+
+def shipped_steps(checkpoint, directory=None) -> int | None:
+    """How many steps the shipped run at ``checkpoint`` trained, or None if none is shipped: for a run
+    whose length was decided while training (lesson 09's DCGAN trains until it matches StyleGAN's minutes)."""
+    entry = manifest(directory).get(run_key(checkpoint))
+    return None if entry is None else int(entry["recipe"]["steps"])
 
 
 def load_model(key: str, name: str, model: nn.Module, directory=None) -> nn.Module:
@@ -188,6 +197,20 @@ def load_model(key: str, name: str, model: nn.Module, directory=None) -> nn.Modu
         raise ShippedWeightsError(f"{path} holds {sorted(blob['models'])}, not {name}")
     _load_model(path, name, model, blob["models"][name], entry["fingerprint"][name])
     return model
+
+
+def kept_generators(checkpoint, steps: int, recipe: Mapping[str, Any], directory=None) -> dict[int, dict] | None:
+    """The generators shipped from along the run at ``checkpoint`` (by step, state dicts in half precision,
+    verified), when its recipe matches; None otherwise. Load one with ``G.load_state_dict(sd)``, which
+    converts to G's dtype."""
+    entry, _ = lookup(checkpoint, steps, recipe, directory)
+    if entry is None or not entry.get("kept"):
+        return None
+    path, blob = _verified_blob(entry, directory)
+    expected = entry["fingerprint"]["G_ema"]
+    if any(fingerprint(sd) != expected for sd in blob["kept"].values()):
+        raise ShippedWeightsError(f"{path}: a kept generator does not match G_ema's layout; {REBUILD.replace('<file>', str(path))}")
+    return dict(sorted(blob["kept"].items()))
 
 
 def restore(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=None) -> bool:
@@ -207,7 +230,7 @@ def restore(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=
 def lesson_run(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=None) -> str | None:
     """A lesson's finished run, for a deck: the shipped weights when their recipe matches, else the
     lab's own finished checkpoint at ``checkpoint``. Loads it into ``state`` and says which it was
-    (``"shipped weights"` or ``"lab checkpoint"``); None (``state`` untouched) when neither exists."""
+    (``"shipped weights"`` or ``"lab checkpoint"``); None (``state`` untouched) when neither exists."""
     entry, _ = lookup(checkpoint, steps, recipe, directory)
     if entry is not None:
         load_into(entry, state, directory)
@@ -228,13 +251,31 @@ def _half(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _history(history: dict) -> dict:
-    return {**history, "snapshots": [[s, x.half()] for s, x in history["snapshots"]]}
+    """The history with its snapshots (images in [-1, 1]) stored as 8-bit levels: enough to look at."""
+    to_uint8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # noqa: E731
+    return {**history, "snapshots": [[s, to_uint8(x)] for s, x in history["snapshots"]]}
 
 
-def pack(checkpoint: str | os.PathLike, directory=None, **about) -> tuple[str, dict]:
+def _unpacked_history(history: dict) -> dict:
+    return {**history, "snapshots": [[s, x.float() / 127.5 - 1] for s, x in history["snapshots"]]}
+
+
+def _kept(checkpoint: Path, steps: int, kept: int) -> dict[int, dict]:
+    """``kept`` evenly spaced of the generators ``dcgan.keep_generators`` saved beside ``checkpoint``."""
+    found = {int(p.stem.rsplit("-", 1)[1]): p for p in checkpoint.parent.glob(f"{checkpoint.stem}-G_ema-*.pt")}
+    wanted = [round(steps * (i + 1) / kept) for i in range(kept)] if kept else []
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise ValueError(f"{checkpoint}: no kept generators at steps {missing} (kept: {sorted(found)})")
+    return {s: _half(torch.load(found[s], map_location="cpu", weights_only=True)) for s in wanted}
+
+
+def pack(checkpoint: str | os.PathLike, directory=None, kept: int = 0, **about) -> tuple[str, dict]:
     """Write the compact shipped file of a finished local checkpoint (one ``train.fit_schedule`` wrote
-    with a recipe) under ``directory``; return (its key, its manifest entry). ``about``: e.g. minutes,
-    device, quality, stored in the entry."""
+    with a recipe) under ``directory``; return (its key, its manifest entry). ``kept``: how many of the
+    generators kept during the run (``dcgan.keep_generators``) to ship too, evenly spaced, the last at
+    the end. ``about``: e.g. minutes, device, stored in the entry."""
+    checkpoint = Path(checkpoint)
     full = torch.load(checkpoint, map_location="cpu", weights_only=True)
     meta = full.get("meta") or {}
     if "recipe" not in meta or full["step"] != meta["recipe"]["steps"]:
@@ -245,7 +286,9 @@ def pack(checkpoint: str | os.PathLike, directory=None, **about) -> tuple[str, d
     out = _dir(directory) / f"{key}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     extras = {k: v.half() if v.is_floating_point() else v for k, v in full["extras"].items() if isinstance(v, torch.Tensor)}
-    torch.save({"step": full["step"], "models": models, "history": _history(full["history"]), "extras": extras}, out)
+    kept_models = _kept(checkpoint, full["step"], kept)
+    torch.save({"step": full["step"], "models": models, "history": _history(full["history"]), "extras": extras,
+                "kept": kept_models}, out)
     entry = {"file": f"{key}.pt", "sha256": sha256(out), "bytes": out.stat().st_size, "recipe": meta["recipe"],
-             "fingerprint": {name: fingerprint(sd) for name, sd in models.items()}, **about}
+             "fingerprint": {name: fingerprint(sd) for name, sd in models.items()}, "kept": sorted(kept_models), **about}
     return key, entry

@@ -2,13 +2,15 @@
 
     python tools/weights.py build [lesson ...]   # run each lesson's cpu profile (seed 0, pretrained=False)
                                                  # and pack its finished runs into ganlib/assets/weights/
+    python tools/weights.py pack [lesson ...]    # pack again from the last build's checkpoints
     python tools/weights.py check                # verify and measure every shipped run, print the table
 
 ``build`` executes the lesson notebook itself with papermill (so the recipe is the lesson's, not a
-copy), with its checkpoints in a fresh folder; every run the lesson trained with a recipe is packed
-(``ganlib.pretrained.pack``: G_ema or G and D in half precision, history, step), measured, and
-written to the manifest with the minutes it took. The same seed and steps give the same recipe; on
-another machine the weights differ in their last bits, the quality bar stays.
+copy), with its checkpoints in a fresh folder, ``build/weights/checkpoints/``; every run the lesson
+trained with a recipe is packed (``ganlib.pretrained.pack``: G_ema or G and D in half precision,
+history, step, and the generators a later lesson measures), measured, and written to the manifest
+with the minutes it took. The same seed and steps give the same recipe; on another machine the
+weights differ in their last bits, the quality bar stays.
 
 ``QUALITY`` holds, per lesson, how a shipped run is measured and the bar it must meet; the tests
 (tests/test_pretrained.py) measure every shipped run again against those bars.
@@ -17,10 +19,10 @@ another machine the weights differ in their last bits, the quality bar stays.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from ganlib import cgan, classifier, data, dcgan, metrics, pretrained, train  # noqa: E402
+from ganlib import cgan, classifier, data, dcgan, metrics, pretrained, sagan, stylegan, train  # noqa: E402
 
 N_EVAL = 10_000  # samples per measurement, against as many test images
 BUILD_PARAMETERS = {"profile": "cpu", "seed": 0, "pretrained": False}
@@ -83,48 +85,85 @@ def cgan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     return judge.measure(cgan.generate(G, y, generator=torch.Generator().manual_seed(0)), y)
 
 
+def stylegan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
+    sg = stylegan.StyleGANConfig(channel_base=recipe["channel_base"], channel_max=recipe["channel_max"],
+                                 z_dim=recipe["z_dim"], w_dim=recipe["z_dim"])
+    G = pretrained.load_model(key, "G_ema", stylegan.Generator(sg)).eval()
+    x = stylegan.sample(G, N_EVAL, 1.0, generator=torch.Generator().manual_seed(0))
+    return judge.measure(stylegan.crop_images(x.clamp(-1, 1)))
+
+
+def sagan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
+    G = _generator(key, sagan.Generator((1, 28, 28), 100, recipe["width"]))
+    (z,) = G.random_inputs(N_EVAL, generator=torch.Generator().manual_seed(0))
+    return judge.measure(classifier.apply_batched(G, z))
+
+
 @dataclass(frozen=True)
 class Quality:
     measure: Callable[[str, dict, Judge], dict[str, float]]
     bar: dict[str, tuple[str, float]]  # metric -> ("<=" or ">=", bound): what the lesson claims of its run
+    kept: int = 0  # generators kept along each run to ship too (lesson 04 measures lesson 03's)
 
     def failures(self, values: dict[str, float]) -> list[str]:
         ok = {"<=": lambda v, b: v <= b, ">=": lambda v, b: v >= b}
         return [f"{k} = {values[k]:.3f}, the bar is {op} {b}" for k, (op, b) in self.bar.items() if not ok[op](values[k], b)]
 
 
-QUALITY = {  # lesson -> how its shipped runs are measured, and the bars (from the lesson's own asserts)
-    "03_dcgan": Quality(dcgan_quality, {"min_class_share": (">=", 0.05), "confidence": (">=", 0.6), "FID": ("<=", 6.0)}),
-    "05_conditional_gan": Quality(cgan_quality, {"consistency": (">=", 0.8), "FID": ("<=", 10.0)}),
+DCGAN_BAR = {"min_class_share": (">=", 0.05), "confidence": (">=", 0.6), "FID": ("<=", 6.0)}  # lesson 03's claims
+QUALITY = {  # lesson -> {run name pattern: how its shipped runs are measured, and the bar (the lesson's claims)}
+    "03_dcgan": {"*": Quality(dcgan_quality, DCGAN_BAR, kept=5)},
+    "05_conditional_gan": {"*": Quality(cgan_quality, {"consistency": (">=", 0.8), "FID": ("<=", 10.0)})},
+    "08_sagan": {"*-SAGAN": Quality(sagan_quality, {"FID": ("<=", 40.0)}),  # 1,000 steps: FIDs 19-30 in the lab
+                 "*": Quality(dcgan_quality, {"FID": ("<=", 40.0)})},
+    "09_stylegan": {"*-equal-minutes": Quality(dcgan_quality, {**DCGAN_BAR, "FID": ("<=", 8.0)}),
+                    "*": Quality(stylegan_quality, {"FID": ("<=", 25.0)})},  # 1,500 steps: 17.7 in the lab
 }
+
+
+def quality_of(key: str) -> Quality:
+    """The measure and bar of the shipped run ``<lesson>/<run>``: the first pattern that matches its run."""
+    lesson, run = key.split("/")
+    return next(q for pattern, q in QUALITY[lesson].items() if fnmatch.fnmatch(run, pattern))
 
 
 def notebook(lesson: str) -> Path:
     return ROOT / "notebooks" / f"{lesson}.ipynb"
 
 
+CHECKPOINTS = ROOT / "build" / "weights" / "checkpoints"
+
+
 def build(lesson: str, judge: Judge) -> dict[str, dict]:
-    """Run ``lesson``'s cpu profile in a fresh checkpoint folder; pack and measure its finished runs."""
+    """Run ``lesson``'s cpu profile in a fresh checkpoint folder, then pack and measure its runs."""
+    import shutil
+
     import papermill as pm
 
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["GANLIB_CHECKPOINTS"] = tmp
-        out = ROOT / "build" / "weights" / f"{lesson}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        pm.execute_notebook(str(notebook(lesson)), str(out), parameters=BUILD_PARAMETERS, cwd=str(notebook(lesson).parent),
-                            kernel_name="python3", progress_bar=False)
-        lesson_minutes = (time.perf_counter() - start) / 60
-        entries = {}
-        for ckpt in sorted((Path(tmp) / lesson).glob("*.pt")):
-            blob = torch.load(ckpt, map_location="cpu", weights_only=True)
-            if not (blob.get("meta") or {}).get("recipe") or blob["step"] != blob["meta"]["recipe"]["steps"]:
-                continue  # kept generators, unfinished or recipe-less runs
-            minutes = round(sum(blob["history"]["seconds"]) / 60, 2)
-            key, entry = pretrained.pack(ckpt, minutes=minutes, device=_device(), torch=torch.__version__,
-                                         built=time.strftime("%Y-%m-%d"), parameters=BUILD_PARAMETERS)
-            entries[key] = entry
-    print(f"{lesson}: the lesson ran in {lesson_minutes:.1f} min (cpu profile, seed 0); {len(entries)} run(s) packed")
+    shutil.rmtree(CHECKPOINTS / lesson, ignore_errors=True)
+    os.environ["GANLIB_CHECKPOINTS"] = str(CHECKPOINTS)
+    out = ROOT / "build" / "weights" / f"{lesson}.ipynb"
+    start = time.perf_counter()
+    pm.execute_notebook(str(notebook(lesson)), str(out), parameters=BUILD_PARAMETERS, cwd=str(notebook(lesson).parent),
+                        kernel_name="python3", progress_bar=False)
+    print(f"{lesson}: the lesson ran in {(time.perf_counter() - start) / 60:.1f} min (cpu profile, seed 0)", flush=True)
+    return pack(lesson, judge)
+
+
+def pack(lesson: str, judge: Judge) -> dict[str, dict]:
+    """Pack every finished run with a recipe that ``build`` left in ``CHECKPOINTS/<lesson>``, and measure it."""
+    entries = {}
+    for ckpt in sorted((CHECKPOINTS / lesson).glob("*.pt")):
+        blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if "step" not in blob or not (blob.get("meta") or {}).get("recipe") or blob["step"] != blob["meta"]["recipe"]["steps"]:
+            continue  # kept generators, unfinished or recipe-less runs
+        minutes = round(sum(blob["history"]["seconds"]) / 60, 2)
+        key, entry = pretrained.pack(ckpt, kept=quality_of(f"{lesson}/{ckpt.stem}").kept, minutes=minutes, device=_device(),
+                                     torch=torch.__version__, built=time.strftime("%Y-%m-%d"), parameters=BUILD_PARAMETERS)
+        entries[key] = entry
+    if not entries:
+        raise SystemExit(f"{lesson}: no finished run with a recipe in {CHECKPOINTS / lesson}; run `tools/weights.py build {lesson}`")
+    print(f"{lesson}: {len(entries)} run(s) packed", flush=True)
     return _measured(lesson, entries, judge)
 
 
@@ -135,7 +174,7 @@ def _measured(lesson: str, entries: dict[str, dict], judge: Judge) -> dict[str, 
     runs.update(entries)
     pretrained.write_manifest(runs)  # the files must be listed before they can be loaded and measured
     for key, entry in entries.items():
-        entry["quality"] = QUALITY[key.split("/")[0]].measure(key, entry["recipe"], judge)
+        entry["quality"] = quality_of(key).measure(key, entry["recipe"], judge)
     pretrained.write_manifest({**runs, **entries})
     return entries
 
@@ -148,7 +187,7 @@ def check(judge: Judge) -> list[tuple[str, ...]]:
     """Every shipped run verified, loaded and measured again: rows of a table, and whether it meets its bar."""
     rows = [("run", "MB", "minutes", "quality", "bar")]
     for key, entry in pretrained.manifest().items():
-        quality = QUALITY[key.split("/")[0]]
+        quality = quality_of(key)
         values = quality.measure(key, entry["recipe"], judge)
         failed = quality.failures(values)
         rows.append((key, f"{entry['bytes'] / 2**20:.2f}", f"{entry['minutes']:.1f}",
@@ -161,14 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help="rebuild the shipped runs of the lessons named (default: all)")
     p_build.add_argument("lessons", nargs="*", help=f"lessons, e.g. 03_dcgan (default: {' '.join(QUALITY)})")
+    p_pack = sub.add_parser("pack", help="pack again from the checkpoints of the last build")
+    p_pack.add_argument("lessons", nargs="*", help="lessons (default: all)")
     sub.add_parser("check", help="verify and measure every shipped run")
     args = parser.parse_args(argv)
+    for lesson in getattr(args, "lessons", []):
+        if lesson not in QUALITY:
+            parser.error(f"no shipped runs are defined for {lesson!r}; known: {', '.join(QUALITY)}")
     judge = Judge.make()
-    if args.command == "build":
+    if args.command in ("build", "pack"):
         for lesson in args.lessons or list(QUALITY):
-            if lesson not in QUALITY:
-                parser.error(f"no shipped runs are defined for {lesson!r}; known: {', '.join(QUALITY)}")
-            build(lesson, judge)
+            (build if args.command == "build" else pack)(lesson, judge)
     from course import format_table
 
     rows = check(judge)
