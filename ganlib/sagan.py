@@ -90,6 +90,13 @@ class Discriminator(dcgan.Discriminator):
         self.body = with_attention(self.body, torch.zeros(1, *shape), self.attention_at, shape[-1])
 
 
+LESSON_08 = {  # lesson 08's training settings per profile, one budget for every variant (kept for the deck)
+    "smoke": dict(steps=12, batch_size=16, width=8, limit=1024, log_every=4),
+    "cpu": dict(steps=1000, batch_size=64, width=32, limit=None, log_every=50),
+    "gpu": dict(steps=10_000, batch_size=64, width=64, limit=None, log_every=250),
+}
+
+
 def optimizers(G: nn.Module, D: nn.Module, betas=(0.0, 0.9)):
     """TTUR: Adam with lr_G = 1e-4, lr_D = 4e-4, beta1 = 0; beta2 = 0.9 (the paper; 0.999 in the
     official code, see the module docstring). Use with one D step per G step."""
