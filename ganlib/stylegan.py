@@ -289,6 +289,12 @@ class Discriminator(nn.Module):
 # Training
 # ---------------------------------------------------------------------------------------------
 
+LESSON_09 = {  # lesson 09's training settings per profile (kept for the deck): StyleGAN2 at 32 x 32
+    "smoke": dict(steps=16, batch_size=8, channel_base=512, channel_max=16, z_dim=32, limit=512, log_every=4),
+    "cpu": dict(steps=1500, batch_size=32, channel_base=512, channel_max=64, z_dim=128, limit=None, log_every=50),
+    "gpu": dict(steps=20_000, batch_size=64, channel_base=8192, channel_max=256, z_dim=256, limit=None, log_every=250),
+}
+
 
 def optimizers(G: nn.Module, D: nn.Module, cfg: StyleGANConfig | None = None):
     """Adam(lr, betas (0, 0.99), eps 1e-8) for both; a player with a lazy regulariser every k steps
