@@ -207,10 +207,11 @@ def kept_generators(checkpoint, steps: int, recipe: Mapping[str, Any], directory
     if entry is None or not entry.get("kept"):
         return None
     path, blob = _verified_blob(entry, directory)
+    kept = {**blob["kept"], int(blob["step"]): blob["models"]["G_ema"]}  # the last one is the run's G_ema
     expected = entry["fingerprint"]["G_ema"]
-    if any(fingerprint(sd) != expected for sd in blob["kept"].values()):
+    if any(fingerprint(sd) != expected for sd in kept.values()):
         raise ShippedWeightsError(f"{path}: a kept generator does not match G_ema's layout; {REBUILD.replace('<file>', str(path))}")
-    return dict(sorted(blob["kept"].items()))
+    return dict(sorted(kept.items()))
 
 
 def restore(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=None) -> bool:
@@ -261,9 +262,10 @@ def _unpacked_history(history: dict) -> dict:
 
 
 def _kept(checkpoint: Path, steps: int, kept: int) -> dict[int, dict]:
-    """``kept`` evenly spaced of the generators ``dcgan.keep_generators`` saved beside ``checkpoint``."""
+    """``kept`` evenly spaced of the generators ``dcgan.keep_generators`` saved beside ``checkpoint``, the
+    last at the end of the run; that one is the shipped G_ema itself, so it is not stored twice."""
     found = {int(p.stem.rsplit("-", 1)[1]): p for p in checkpoint.parent.glob(f"{checkpoint.stem}-G_ema-*.pt")}
-    wanted = [round(steps * (i + 1) / kept) for i in range(kept)] if kept else []
+    wanted = [round(steps * (i + 1) / kept) for i in range(kept - 1)] if kept else []
     missing = [s for s in wanted if s not in found]
     if missing:
         raise ValueError(f"{checkpoint}: no kept generators at steps {missing} (kept: {sorted(found)})")
@@ -290,5 +292,6 @@ def pack(checkpoint: str | os.PathLike, directory=None, kept: int = 0, **about) 
     torch.save({"step": full["step"], "models": models, "history": _history(full["history"]), "extras": extras,
                 "kept": kept_models}, out)
     entry = {"file": f"{key}.pt", "sha256": sha256(out), "bytes": out.stat().st_size, "recipe": meta["recipe"],
-             "fingerprint": {name: fingerprint(sd) for name, sd in models.items()}, "kept": sorted(kept_models), **about}
+             "fingerprint": {name: fingerprint(sd) for name, sd in models.items()},
+             "kept": sorted(kept_models) + [full["step"]] if kept else [], **about}
     return key, entry

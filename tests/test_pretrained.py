@@ -49,6 +49,8 @@ def test_pack_then_restore_gives_the_trained_generator_in_half_precision_and_the
     assert fresh.step == 6 and fresh.history.steps == trained.history.steps
     assert fresh.history.values == trained.history.values
     assert [s for s, _ in fresh.history.snapshots] == [0, 3, 6]
+    for (_, a), (_, b) in zip(fresh.history.snapshots, trained.history.snapshots):  # 8-bit images: within a level
+        assert a.dtype == torch.float32 and (a - b.clamp(-1, 1)).abs().max() <= 1 / 255 + 1e-6
     for a, b in zip(fresh.G_ema.state_dict().values(), trained.G_ema.state_dict().values()):
         assert a.dtype == b.dtype  # back in the model's dtype
         torch.testing.assert_close(a, b.half().to(b.dtype))  # equal to the trained weights rounded to half
@@ -135,3 +137,34 @@ def test_fingerprints_see_shapes_not_values():
     a, b = make_state(seed=0).G.state_dict(), make_state(seed=1).G.state_dict()
     assert pretrained.fingerprint(a) == pretrained.fingerprint(b)
     assert pretrained.fingerprint(a) != pretrained.fingerprint(make_state(width=2 * WIDTH).G.state_dict())
+
+
+def test_kept_generators_ship_evenly_spaced_and_load_into_a_generator(tmp_path):
+    state, ckpt = finished_run(tmp_path, steps=8)
+    kept = {}
+    for step in (2, 4, 6, 8):  # what dcgan.keep_generators writes along a run
+        torch.manual_seed(step)
+        G = dcgan.Generator(SHAPE, Z, WIDTH)
+        torch.save(G.state_dict(), dcgan.generator_path(ckpt.parent, "run", step))
+        kept[step] = G
+    out = tmp_path / "weights"
+    key, entry = pretrained.pack(ckpt, out, kept=2)
+    pretrained.write_manifest({key: entry}, out)
+    assert entry["kept"] == [4, 8]  # 8: the run's G_ema, not stored twice
+    shipped = pretrained.kept_generators(ckpt, 8, RECIPE, out)
+    assert list(shipped) == [4, 8]
+    G = dcgan.Generator(SHAPE, Z, WIDTH)
+    G.load_state_dict(shipped[4])
+    for a, b in zip(G.parameters(), kept[4].parameters()):
+        torch.testing.assert_close(a, b.half().float())
+    assert pretrained.kept_generators(ckpt, 9, RECIPE, out) is None  # another recipe: none
+    assert pretrained.shipped_steps(ckpt, out) == 8 and pretrained.shipped_steps(ckpt.with_name("x.pt"), out) is None
+    with pytest.raises(ValueError, match="no kept generators at steps"):
+        pretrained.pack(ckpt, out, kept=3)
+
+
+def test_a_deck_gets_the_shipped_run_first_then_the_labs_own_finished_checkpoint(shipped, tmp_path):
+    _, ckpt, out = shipped
+    assert pretrained.lesson_run(ckpt, make_state(seed=1), 6, RECIPE, out) == "shipped weights"
+    assert pretrained.lesson_run(ckpt, make_state(seed=1), 6, RECIPE, tmp_path / "none") == "lab checkpoint"
+    assert pretrained.lesson_run(ckpt, make_state(seed=1), 7, RECIPE, tmp_path / "none") is None  # unfinished

@@ -47,10 +47,13 @@ def test_every_shipped_run_still_meets_its_lessons_bar(key, judge):
     assert quality.failures(values) == [], f"{key}: {values}"
 
 
-@pytest.mark.parametrize("lesson", LESSONS)
+USERS = {"04_evaluation": "03_dcgan"}  # lessons that measure another lesson's shipped run, along the way
+
+
+@pytest.mark.parametrize("lesson", LESSONS + sorted(USERS))
 def test_the_lessons_pretrained_path_loads_the_shipped_runs_and_its_claims_hold(lesson, tmp_path, monkeypatch):
-    """The lesson in its cpu profile with pretrained=True: every shipped run loads (one line each), nothing
-    trains or writes a checkpoint of those runs, and the lesson's own cpu-profile asserts pass on them."""
+    """The lesson in its cpu profile with pretrained=True, in a fresh checkpoint folder: every shipped run
+    loads (one line each) instead of training, and the lesson's own cpu-profile asserts pass on them."""
     import nbformat
     import papermill as pm
 
@@ -59,7 +62,10 @@ def test_the_lessons_pretrained_path_loads_the_shipped_runs_and_its_claims_hold(
     pm.execute_notebook(str(ROOT / "notebooks" / f"{lesson}.ipynb"), str(out), parameters={"profile": "cpu", "pretrained": True},
                         cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
     text = "".join(o.get("text", "") for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))
-    shipped = [key for key in RUNS if key.startswith(f"{lesson}/")]
-    for key in shipped:
+    if lesson in USERS:
+        (key,) = [k for k in RUNS if k.startswith(f"{USERS[lesson]}/")]
+        assert f"{len(RUNS[key]['kept'])} generators of lesson 03 (steps {RUNS[key]['kept']})" in text
+        assert "training its recipe here" not in text
+    for key in (k for k in RUNS if k.startswith(f"{lesson}/")):
         assert f"loaded the shipped weights {RUNS[key]['file']}" in text
         assert not (tmp_path / "checkpoints" / f"{key}.pt").exists(), "a loaded run is not trained or saved again"

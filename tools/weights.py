@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from ganlib import cgan, classifier, data, dcgan, metrics, pretrained, sagan, stylegan, train  # noqa: E402
+from ganlib import cgan, classifier, data, dcgan, metrics, pretrained, sagan, stylegan, train, wgan  # noqa: E402
 
 N_EVAL = 10_000  # samples per measurement, against as many test images
 BUILD_PARAMETERS = {"profile": "cpu", "seed": 0, "pretrained": False}
@@ -99,6 +99,18 @@ def sagan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     return judge.measure(classifier.apply_batched(G, z))
 
 
+def toy_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
+    """Lesson 07's toys: modes covered and the high-quality share (lesson 02's measure) on 2,500 samples."""
+    G = pretrained.load_model(key, "G", wgan.ToyGenerator(2, 2, recipe["toy_hidden"], recipe["toy_depth"]))
+    target = data.grid() if key.split("/")[1].startswith("toy-grid") else data.ring()
+    with torch.no_grad():
+        x = G(torch.randn(2500, 2, generator=torch.Generator().manual_seed(0)))
+    if key.split("/")[1].startswith("toy-swissroll"):  # no modes to count: the mean distance to the roll's samples
+        return {"distance": round(float(torch.cdist(x, data.SwissRoll().sample(2500)).min(dim=1).values.mean()), 4)}
+    stats = metrics.mode_coverage(x, target)
+    return {"modes": stats.modes, "high_quality": round(stats.high_quality, 4)}
+
+
 @dataclass(frozen=True)
 class Quality:
     measure: Callable[[str, dict, Judge], dict[str, float]]
@@ -116,6 +128,8 @@ QUALITY = {  # lesson -> {run name pattern: how its shipped runs are measured, a
     "05_conditional_gan": {"*": Quality(cgan_quality, {"consistency": (">=", 0.8), "FID": ("<=", 10.0)})},
     "08_sagan": {"*-SAGAN": Quality(sagan_quality, {"FID": ("<=", 40.0)}),  # 1,000 steps: FIDs 19-30 in the lab
                  "*": Quality(dcgan_quality, {"FID": ("<=", 40.0)})},
+    "07_wgan_gp": {"toy-ring-WGAN-GP-*": Quality(toy_quality, {"modes": (">=", 8)}), "toy-*": Quality(toy_quality, {}), "dcgan-*": Quality(dcgan_quality, {"FID": ("<=", 40.0)}),
+                   "*": Quality(dcgan_quality, {"FID": ("<=", 40.0)}, kept=5)},  # 600 steps: FIDs 26.2 and 26.5 in the lab
     "09_stylegan": {"*-equal-minutes": Quality(dcgan_quality, {**DCGAN_BAR, "FID": ("<=", 8.0)}),
                     "*": Quality(stylegan_quality, {"FID": ("<=", 25.0)})},  # 1,500 steps: 17.7 in the lab
 }
