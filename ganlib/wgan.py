@@ -95,6 +95,13 @@ def clip_optimizers(G: nn.Module, D: nn.Module, lr: float = CLIP_LR):
     return torch.optim.RMSprop(G.parameters(), lr=lr), torch.optim.RMSprop(D.parameters(), lr=lr)
 
 
+LESSON_07 = {  # lesson 07's WGAN-GP run on Fashion-MNIST, per profile (steps are G updates; kept for the deck)
+    "smoke": dict(steps=4, batch_size=16, width=8, limit=1024, log_every=1),
+    "cpu": dict(steps=600, batch_size=64, width=32, limit=None, log_every=30),
+    "gpu": dict(steps=5000, batch_size=64, width=64, limit=None, log_every=100),
+}
+
+
 def gp_optimizers(G: nn.Module, D: nn.Module, lr: float = GP_LR, betas=GP_BETAS):
     """WGAN-GP's Adam for both players: lr 1e-4, betas (0.5, 0.9) (pass ``ALGORITHM_1_BETAS`` for the paper's)."""
     return train.adam(G, D, lr, lr, betas)
