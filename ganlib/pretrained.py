@@ -261,22 +261,22 @@ def _unpacked_history(history: dict) -> dict:
     return {**history, "snapshots": [[s, x.float() / 127.5 - 1] for s, x in history["snapshots"]]}
 
 
-def _kept(checkpoint: Path, steps: int, kept: int) -> dict[int, dict]:
-    """``kept`` evenly spaced of the generators ``dcgan.keep_generators`` saved beside ``checkpoint``, the
-    last at the end of the run; that one is the shipped G_ema itself, so it is not stored twice."""
+def _kept(checkpoint: Path, steps: int, kept: tuple[float, ...]) -> dict[int, dict]:
+    """The generators ``dcgan.keep_generators`` saved beside ``checkpoint`` at the fractions ``kept`` of the
+    run (the end of the run is the shipped G_ema itself, so it is not stored twice)."""
     found = {int(p.stem.rsplit("-", 1)[1]): p for p in checkpoint.parent.glob(f"{checkpoint.stem}-G_ema-*.pt")}
-    wanted = [round(steps * (i + 1) / kept) for i in range(kept - 1)] if kept else []
+    wanted = sorted({round(steps * f) for f in kept} - {steps})
     missing = [s for s in wanted if s not in found]
     if missing:
         raise ValueError(f"{checkpoint}: no kept generators at steps {missing} (kept: {sorted(found)})")
     return {s: _half(torch.load(found[s], map_location="cpu", weights_only=True)) for s in wanted}
 
 
-def pack(checkpoint: str | os.PathLike, directory=None, kept: int = 0, **about) -> tuple[str, dict]:
+def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] = (), **about) -> tuple[str, dict]:
     """Write the compact shipped file of a finished local checkpoint (one ``train.fit_schedule`` wrote
-    with a recipe) under ``directory``; return (its key, its manifest entry). ``kept``: how many of the
-    generators kept during the run (``dcgan.keep_generators``) to ship too, evenly spaced, the last at
-    the end. ``about``: e.g. minutes, device, stored in the entry."""
+    with a recipe) under ``directory``; return (its key, its manifest entry). ``kept``: at which fractions
+    of the run the generators kept along it (``dcgan.keep_generators``) are shipped too, e.g. (0.1, 0.3);
+    the run's end comes with them. ``about``: e.g. minutes, device, stored in the entry."""
     checkpoint = Path(checkpoint)
     full = torch.load(checkpoint, map_location="cpu", weights_only=True)
     meta = full.get("meta") or {}

@@ -148,7 +148,7 @@ def test_kept_generators_ship_evenly_spaced_and_load_into_a_generator(tmp_path):
         torch.save(G.state_dict(), dcgan.generator_path(ckpt.parent, "run", step))
         kept[step] = G
     out = tmp_path / "weights"
-    key, entry = pretrained.pack(ckpt, out, kept=2)
+    key, entry = pretrained.pack(ckpt, out, kept=(0.5,))
     pretrained.write_manifest({key: entry}, out)
     assert entry["kept"] == [4, 8]  # 8: the run's G_ema, not stored twice
     shipped = pretrained.kept_generators(ckpt, 8, RECIPE, out)
@@ -160,7 +160,7 @@ def test_kept_generators_ship_evenly_spaced_and_load_into_a_generator(tmp_path):
     assert pretrained.kept_generators(ckpt, 9, RECIPE, out) is None  # another recipe: none
     assert pretrained.shipped_steps(ckpt, out) == 8 and pretrained.shipped_steps(ckpt.with_name("x.pt"), out) is None
     with pytest.raises(ValueError, match="no kept generators at steps"):
-        pretrained.pack(ckpt, out, kept=3)
+        pretrained.pack(ckpt, out, kept=(0.375,))  # step 3: none was kept there
 
 
 def test_a_deck_gets_the_shipped_run_first_then_the_labs_own_finished_checkpoint(shipped, tmp_path):
