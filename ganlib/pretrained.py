@@ -35,7 +35,8 @@ from .checkpoint import load as load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "weights"
 MANIFEST_NAME = "manifest.json"
-REBUILD = "rebuild it with `make weights` (or restore the file from git: `git checkout -- <file>`)"
+REBUILD = ("restore it (`git checkout -- <file>` in a clone of the course, or reinstall ganlib) or rebuild it "
+           "with `make weights`")
 
 
 class ShippedWeightsError(RuntimeError):
