@@ -217,6 +217,11 @@ LESSON_05 = {  # lesson 05's training settings per profile, one budget for all t
 }
 
 
+def run_name(profile: str, seed: int, width: int, make_D) -> str:
+    """The name lesson 05 gives a variant's run (its checkpoint, its shipped weights); the deck uses it too."""
+    return f"fashion_mnist-{profile}-seed{seed}-w{width}-{make_D.__name__}"
+
+
 def make_state(make_D, images, width: int = 64, z_dim: int = 100) -> train.GANState:
     """Lesson 05's models and optimisers: ``Generator`` (built first), D = make_D(shape, n_classes, width),
     Adam (2e-4, 0.5), an EMA of G; on the images' device, channels-last where that pays."""

@@ -97,6 +97,13 @@ LESSON_08 = {  # lesson 08's training settings per profile, one budget for every
 }
 
 
+def run_name(dataset: str, profile: str, seed: int, width: int, batch_size: int, variant: str) -> str:
+    """The name lesson 08 gives a run of its ablation (its checkpoint, its shipped weights); the deck uses it too.
+    ``variant``: "DCGAN", "+ SN in D", "+ hinge, TTUR" or "SAGAN"."""
+    tag = variant.replace("+ ", "").replace(", ", "-").replace(" ", "_")
+    return f"{dataset}-{profile}-seed{seed}-w{width}-b{batch_size}-{tag}"
+
+
 def optimizers(G: nn.Module, D: nn.Module, betas=(0.0, 0.9)):
     """TTUR: Adam with lr_G = 1e-4, lr_D = 4e-4, beta1 = 0; beta2 = 0.9 (the paper; 0.999 in the
     official code, see the module docstring). Use with one D step per G step."""

@@ -2,6 +2,7 @@
 
     python tools/weights.py build [lesson ...]   # run each lesson's cpu profile (seed 0, pretrained=False)
                                                  # and pack its finished runs into ganlib/assets/weights/
+    python tools/weights.py build --resume ...   # the same in the last build's checkpoints (runs load)
     python tools/weights.py pack [lesson ...]    # pack again from the last build's checkpoints
     python tools/weights.py check                # verify and measure every shipped run, print the table
 
@@ -148,13 +149,15 @@ def notebook(lesson: str) -> Path:
 CHECKPOINTS = ROOT / "build" / "weights" / "checkpoints"
 
 
-def build(lesson: str, judge: Judge) -> dict[str, dict]:
-    """Run ``lesson``'s cpu profile in a fresh checkpoint folder, then pack and measure its runs."""
+def build(lesson: str, judge: Judge, resume: bool = False) -> dict[str, dict]:
+    """Run ``lesson``'s cpu profile in a fresh checkpoint folder (``resume``: in the last build's, whose
+    finished runs then load instead of training), then pack and measure its runs."""
     import shutil
 
     import papermill as pm
 
-    shutil.rmtree(CHECKPOINTS / lesson, ignore_errors=True)
+    if not resume:
+        shutil.rmtree(CHECKPOINTS / lesson, ignore_errors=True)
     os.environ["GANLIB_CHECKPOINTS"] = str(CHECKPOINTS)
     out = ROOT / "build" / "weights" / f"{lesson}.ipynb"
     start = time.perf_counter()
@@ -216,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help="rebuild the shipped runs of the lessons named (default: all)")
     p_build.add_argument("lessons", nargs="*", help=f"lessons, e.g. 03_dcgan (default: {' '.join(QUALITY)})")
+    p_build.add_argument("--resume", action="store_true",
+                         help="keep the last build's checkpoints: its finished runs load (after a lesson's claims changed)")
     p_pack = sub.add_parser("pack", help="pack again from the checkpoints of the last build")
     p_pack.add_argument("lessons", nargs="*", help="lessons (default: all)")
     sub.add_parser("check", help="verify and measure every shipped run")
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = Judge.make()
     if args.command in ("build", "pack"):
         for lesson in args.lessons or list(QUALITY):
-            (build if args.command == "build" else pack)(lesson, judge)
+            build(lesson, judge, args.resume) if args.command == "build" else pack(lesson, judge)
     from course import format_table
 
     rows = check(judge)
