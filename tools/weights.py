@@ -71,6 +71,7 @@ class Judge:
 
 def _generator(key: str, model: torch.nn.Module, name: str = "G_ema") -> torch.nn.Module:
     pretrained.load_model(key, name, model)
+    torch.manual_seed(0)  # the standing statistics' inputs: the same measurement every time
     return train.recalibrate_batchnorm(model)
 
 
