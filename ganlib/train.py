@@ -252,6 +252,19 @@ def fit(state: GANState, d_step: StepFn, g_step: StepFn, steps: int, *, n_critic
     return fit_schedule(state, schedule(d_step, g_step, n_critic), steps, **options)
 
 
+def _start(state: GANState, steps: int, checkpoint, recipe, pretrained: bool) -> bool:
+    """Load the shipped run (``pretrained``) or resume ``checkpoint``; True if nothing is left to train."""
+    if pretrained:
+        if checkpoint is None or recipe is None:
+            raise ValueError("pretrained=True needs the run's checkpoint path and recipe, which name the shipped run")
+        if shipped.restore(checkpoint, state, steps, recipe):
+            return True
+    if checkpoint is not None and Path(checkpoint).exists():
+        load_checkpoint(checkpoint, state)
+        print(f"resumed from {checkpoint} at step {state.step} of {steps}")
+    return state.step >= steps
+
+
 def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: float | Callable[[int], float] = 0.999,
                  log_every: int = 50, snapshot: Callable[[], torch.Tensor] | None = None, snapshot_every: int = 0,
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
@@ -270,15 +283,7 @@ def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: 
     ``pretrained=True`` the weights the course ships for this checkpoint's run are loaded instead of
     training, when their recipe equals this one (``ganlib.pretrained``; nothing is written then).
     """
-    if pretrained:
-        if checkpoint is None or recipe is None:
-            raise ValueError("pretrained=True needs the run's checkpoint path and recipe, which name the shipped run")
-        if shipped.restore(checkpoint, state, steps, recipe):
-            return state.history
-    if checkpoint is not None and Path(checkpoint).exists():
-        load_checkpoint(checkpoint, state)
-        print(f"resumed from {checkpoint} at step {state.step} of {steps}")
-    if state.step >= steps:
+    if _start(state, steps, checkpoint, recipe, pretrained):
         return state.history
     if snapshot is not None and snapshot_every and state.step == 0:
         _snapshot(state, snapshot)
