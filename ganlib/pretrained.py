@@ -5,7 +5,9 @@ the settings that decide what training produces (steps, batch size, width, ...).
 course ships the result, built by ``tools/weights.py`` (``make weights``) from the lesson's own
 cpu-profile run and stored compactly under ``ganlib/assets/weights/<lesson>/<run>.pt``:
 
-- the trained generator (G_ema where the run keeps one, else G) and D, in half precision;
+- the trained generator (G_ema where the run keeps one, else G) and D, compactly: small tensors in
+  half precision, weight matrices and kernels as 8-bit integers with a scale per row, the two of
+  over a million values (lesson 06's) as 6-bit integers with a scale per 64 (see ``_encode``);
 - the run's history (losses, timings, fixed-z snapshots as 8-bit images) and step, so the lesson's
   later cells (loss curves, health, snapshots) read what training logged;
 - where a later lesson measures the run along the way (lesson 04 on lesson 03's), a few of the
@@ -145,7 +147,9 @@ def _verified_blob(entry: dict, directory) -> tuple[Path, dict]:
     if digest != entry["sha256"]:
         raise ShippedWeightsError(f"{path} is corrupt: its SHA-256 is {digest[:12]}..., the manifest says "
                                   f"{entry['sha256'][:12]}...; {REBUILD.replace('<file>', str(path))}")
-    return path, torch.load(path, map_location="cpu", weights_only=True)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return path, {**blob, "models": {name: _expanded(sd) for name, sd in blob["models"].items()},
+                  "kept": {step: _expanded(sd) for step, sd in blob.get("kept", {}).items()}}
 
 
 def _load_model(path: Path, name: str, model: nn.Module, saved: Mapping[str, torch.Tensor], expected: dict) -> None:
@@ -156,7 +160,7 @@ def _load_model(path: Path, name: str, model: nn.Module, saved: Mapping[str, tor
             f"run's {name} has {mine['parameters']:,} (layout {mine['layout']}): the architecture changed since the "
             f"weights were built; {REBUILD.replace('<file>', str(path))}, or pass pretrained=False to train")
     current = model.state_dict()
-    model.load_state_dict({k: v.to(current[k].dtype) for k, v in saved.items()})  # half -> the model's dtype
+    model.load_state_dict({k: v.to(current[k].dtype) for k, v in saved.items()})  # to the model's dtype
 
 
 def load_into(entry: dict, state, directory=None) -> Path:
@@ -201,7 +205,7 @@ def load_model(key: str, name: str, model: nn.Module, directory=None) -> nn.Modu
 
 
 def kept_generators(checkpoint, steps: int, recipe: Mapping[str, Any], directory=None) -> dict[int, dict] | None:
-    """The generators shipped from along the run at ``checkpoint`` (by step, state dicts in half precision,
+    """The generators shipped from along the run at ``checkpoint`` (by step, state dicts,
     verified), when its recipe matches; None otherwise. Load one with ``G.load_state_dict(sd)``, which
     converts to G's dtype."""
     entry, _ = lookup(checkpoint, steps, recipe, directory)
@@ -248,8 +252,60 @@ def lesson_run(checkpoint, state, steps: int, recipe: Mapping[str, Any], directo
 # ---------------------------------------------------------------------------------------------
 
 
-def _half(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state_dict.items()}
+# How a tensor is stored, by its size: a vector or a small kernel in half precision; a weight matrix
+# or kernel of INT8_MIN values or more as 8-bit integers with one scale per output row (dim 0); one
+# of PACKED_MIN or more (only lesson 06's FC-1024 layers, 6.4 M values each) as 6-bit integers with
+# one scale per GROUP consecutive values. Every shipped run is measured against its lesson's bar in
+# this form (tools/weights.py, tests/test_shipped.py).
+INT8_MIN, PACKED_MIN, PACKED_BITS, GROUP = 4096, 1 << 20, 6, 64
+
+
+def _pack_bits(levels: torch.Tensor, bits: int) -> torch.Tensor:
+    """Unsigned integers below 2**bits, (n,) with n divisible by 8, as n * bits / 8 bytes."""
+    words = (levels.long().reshape(-1, 8) << (bits * torch.arange(8))).sum(1)  # 8 values per 8*bits-bit word
+    return ((words[:, None] >> (8 * torch.arange(bits))) & 255).to(torch.uint8).flatten()
+
+
+def _unpack_bits(packed: torch.Tensor, bits: int) -> torch.Tensor:
+    words = (packed.long().reshape(-1, bits) << (8 * torch.arange(bits))).sum(1)
+    return ((words[:, None] >> (bits * torch.arange(8))) & (2**bits - 1)).flatten()
+
+
+def _encode(t: torch.Tensor):
+    t = t.detach().cpu()
+    if not t.is_floating_point():
+        return t
+    if t.dim() < 2 or t.numel() < INT8_MIN:
+        return t.half()
+    shape = list(t.shape)
+    if t.numel() >= PACKED_MIN and t.numel() % GROUP == 0:
+        top = 2 ** (PACKED_BITS - 1) - 1  # levels -31..31
+        groups = t.float().reshape(-1, GROUP)
+        scale = (groups.abs().amax(1, keepdim=True) / top).half().float().clamp_min(1e-12)
+        levels = (groups / scale).round().clamp(-top, top) + top
+        return {"packed": _pack_bits(levels, PACKED_BITS), "scale": scale.half(), "shape": shape}
+    rows = t.float().reshape(shape[0], -1)
+    scale = rows.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
+    return {"int8": (rows / scale).round().clamp(-127, 127).to(torch.int8), "scale": scale, "shape": shape}
+
+
+def _decode(v) -> torch.Tensor:
+    """A stored tensor back as a tensor (float32 where it was quantised)."""
+    if isinstance(v, torch.Tensor):
+        return v
+    if "int8" in v:
+        return (v["int8"].float() * v["scale"]).reshape(v["shape"])
+    top = 2 ** (PACKED_BITS - 1) - 1
+    levels = _unpack_bits(v["packed"], PACKED_BITS).float().reshape(-1, GROUP) - top
+    return (levels * v["scale"].float()).reshape(v["shape"])
+
+
+def _compact(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    return {k: _encode(v) for k, v in state_dict.items()}
+
+
+def _expanded(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    return {k: _decode(v) for k, v in state_dict.items()}
 
 
 def _history(history: dict) -> dict:
@@ -270,7 +326,7 @@ def _kept(checkpoint: Path, steps: int, kept: tuple[float, ...]) -> dict[int, di
     missing = [s for s in wanted if s not in found]
     if missing:
         raise ValueError(f"{checkpoint}: no kept generators at steps {missing} (kept: {sorted(found)})")
-    return {s: _half(torch.load(found[s], map_location="cpu", weights_only=True)) for s in wanted}
+    return {s: _compact(torch.load(found[s], map_location="cpu", weights_only=True)) for s in wanted}
 
 
 def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] = (), **about) -> tuple[str, dict]:
@@ -284,7 +340,7 @@ def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] 
     if "recipe" not in meta or full["step"] != meta["recipe"]["steps"]:
         raise ValueError(f"{checkpoint} is not a finished run with a recipe (step {full['step']}, meta {meta})")
     names = ["G_ema"] if full["G_ema"] is not None else ["G"]
-    models = {name: _half(full[name]) for name in names + ["D"]}
+    models = {name: _compact(full[name]) for name in names + ["D"]}
     key = run_key(checkpoint)
     out = _dir(directory) / f"{key}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -293,6 +349,6 @@ def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] 
     torch.save({"step": full["step"], "models": models, "history": _history(full["history"]), "extras": extras,
                 "kept": kept_models}, out)
     entry = {"file": f"{key}.pt", "sha256": sha256(out), "bytes": out.stat().st_size, "recipe": meta["recipe"],
-             "fingerprint": {name: fingerprint(sd) for name, sd in models.items()},
+             "fingerprint": {name: fingerprint(full[name]) for name in models},
              "kept": sorted(kept_models) + [full["step"]] if kept else [], **about}
     return key, entry
