@@ -141,6 +141,7 @@ class Quality:
 DCGAN_BAR = {"min_class_share": (">=", 0.05), "confidence": (">=", 0.6), "FID": ("<=", 6.0)}  # lesson 03's claims
 QUALITY = {  # lesson -> {run name pattern: how its shipped runs are measured, and the bar (the lesson's claims)}
     "03_dcgan": {"*": Quality(dcgan_quality, DCGAN_BAR, kept=(0.1, 0.3))},  # and the end: 500, 1,500, 5,000
+    "06_infogan": {"*": Quality(infogan_quality, {"matched_accuracy": (">=", 0.49), "FID": ("<=", 2.0)})},  # k-means 48.2%; FIDs 0.6-0.8 in the study
     "05_conditional_gan": {"*": Quality(cgan_quality, {"consistency": (">=", 0.75), "FID": ("<=", 10.0)})},
     "08_sagan": {"*-SAGAN": Quality(sagan_quality, {"FID": ("<=", 40.0)}),  # 1,000 steps: FIDs 19-30 in the lab
                  "*": Quality(dcgan_quality, {"FID": ("<=", 40.0)})},
