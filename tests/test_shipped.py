@@ -48,9 +48,8 @@ def test_every_shipped_run_still_meets_its_lessons_bar(key, judge):
     assert quality.failures(values) == [], f"{key}: {values}"
 
 
-# Lessons that measure another lesson's shipped run along the way. Lesson 04 reads lesson 03's kept generators with
-# pretrained=True, but its sample-size assert failed once on them, so it is opt-in there and not yet checked here.
-USERS: dict[str, str] = {}
+# Lessons that measure another lesson's shipped run along the way: lesson 04 reads lesson 03's kept generators.
+USERS = {"04_evaluation": "03_dcgan"}
 
 
 @pytest.mark.parametrize("lesson", LESSONS + sorted(USERS))
