@@ -258,6 +258,7 @@ def lesson_run(checkpoint, state, steps: int, recipe: Mapping[str, Any], directo
 # one scale per GROUP consecutive values. Every shipped run is measured against its lesson's bar in
 # this form (tools/weights.py, tests/test_shipped.py).
 INT8_MIN, PACKED_MIN, PACKED_BITS, GROUP = 4096, 1 << 20, 6, 64
+PACKED_TOP = 2 ** (PACKED_BITS - 1) - 1  # levels -31..31
 
 
 def _pack_bits(levels: torch.Tensor, bits: int) -> torch.Tensor:
@@ -279,7 +280,7 @@ def _encode(t: torch.Tensor):
         return t.half()
     shape = list(t.shape)
     if t.numel() >= PACKED_MIN and t.numel() % GROUP == 0:
-        top = 2 ** (PACKED_BITS - 1) - 1  # levels -31..31
+        top = PACKED_TOP
         groups = t.float().reshape(-1, GROUP)
         scale = (groups.abs().amax(1, keepdim=True) / top).half().float().clamp_min(1e-12)
         levels = (groups / scale).round().clamp(-top, top) + top
@@ -295,8 +296,7 @@ def _decode(v) -> torch.Tensor:
         return v
     if "int8" in v:
         return (v["int8"].float() * v["scale"]).reshape(v["shape"])
-    top = 2 ** (PACKED_BITS - 1) - 1
-    levels = _unpack_bits(v["packed"], PACKED_BITS).float().reshape(-1, GROUP) - top
+    levels = _unpack_bits(v["packed"], PACKED_BITS).float().reshape(-1, GROUP) - PACKED_TOP
     return (levels * v["scale"].float()).reshape(v["shape"])
 
 
