@@ -42,9 +42,10 @@ BUILD_PARAMETERS = {"profile": "cpu", "seed": 0, "pretrained": False}
 
 @dataclass
 class Judge:
-    """Test images' features and the classifier, shared by every measurement."""
+    """Test images, their features and the classifier, shared by every measurement."""
 
     clf: classifier.FashionClassifier
+    x_test: torch.Tensor
     f_test: torch.Tensor
     y_test: torch.Tensor
 
@@ -53,7 +54,7 @@ class Judge:
         test = data.load_images("fashion_mnist", split="test")
         clf = classifier.load_classifier(torch.device("cpu"))
         features, _ = classifier.metric_inputs(clf)
-        return cls(clf, features(test.x[:n]), test.y[:n])
+        return cls(clf, test.x[:n], features(test.x[:n]), test.y[:n])
 
     def measure(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         """FID against the test set, the smallest class share, mean confidence (and class consistency given y)."""
@@ -96,8 +97,7 @@ def infogan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     inputs = G.random_inputs(N_EVAL, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         x = torch.cat([G(*chunk) for chunk in zip(*(t.split(500) for t in inputs))])
-    test = data.load_images("fashion_mnist", split="test")
-    confusion = infogan.confusion_matrix(infogan.predict_category(D, test.x[:N_EVAL]), test.y[:N_EVAL], 10, 10)
+    confusion = infogan.confusion_matrix(infogan.predict_category(D, judge.x_test), judge.y_test, 10, 10)
     return {**judge.measure(x), "matched_accuracy": round(infogan.matched_accuracy(confusion)[0], 4)}
 
 
