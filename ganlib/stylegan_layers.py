@@ -92,9 +92,13 @@ def adain(x: torch.Tensor, y_s: torch.Tensor, y_b: torch.Tensor, eps: float = 1e
 
 
 def demodulation(weight: torch.Tensor, s: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """1 / sigma_bo = rsqrt(sum_{i,k,l} (s_bi w_oikl)^2 + eps) per sample b and output channel o: (B, O)."""
-    w = weight[None] * s[:, None, :, None, None]  # (B, O, I, k, k)
-    return (w.square().sum(dim=(2, 3, 4)) + eps).rsqrt()
+    """1 / sigma_bo = rsqrt(sum_{i,k,l} (s_bi w_oikl)^2 + eps) per sample b and output channel o: (B, O).
+
+    The sum factors: sum_i s_bi^2 (sum_kl w_oikl^2), a (B, I) @ (I, O) product, so the per-sample
+    weights (B, O, I, k, k) are never built. (Building them, as the official code does, took over half
+    of a CPU training step at lesson 09's size: docs/results/cpu-2026-12-09-speed.md.)
+    """
+    return (s.square() @ weight.square().sum(dim=(2, 3)).T + eps).rsqrt()
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor, demodulate: bool = True,

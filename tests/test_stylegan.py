@@ -382,3 +382,23 @@ def test_bf16_main_phases_keep_fp32_weights_and_finite_losses():
     logs = [p.fn() for p in stylegan.stylegan_phases(state, _images(), 8, TINY, amp=True)]  # D, G, R1 once each
     assert all(torch.isfinite(v).all() for log in logs for v in log.values())
     assert all(p.dtype == torch.float32 for p in state.G.parameters()) and state.G.mapping.w_avg.dtype == torch.float32
+
+
+def test_stylegan_benchmark_compares_two_ways_of_one_quantity_and_runs():
+    """benchmarks/stylegan_step.py times the factored demodulation against the per-sample weights built
+    first: both must give the same numbers, and the script must run end to end (smoke preset)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stylegan_step.py"
+    spec = importlib.util.spec_from_file_location("stylegan_step", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    weight, s = torch.randn(32, 16, 3, 3), torch.rand(8, 16) + 0.1
+    torch.testing.assert_close(bench.materialised_demodulation(weight, s), sl.demodulation(weight, s))
+    with bench.demodulation("materialised"):
+        assert sl.demodulation is bench.materialised_demodulation
+    assert sl.demodulation is bench.FACTORED  # restored
+    result = bench.main(["--preset", "smoke", "--steps", "2", "--rounds", "1", "--samples", "32", "--limit", "64"])
+    assert {row["demodulation"] for row in result["training"]} == {"factored", "materialised"}
+    assert all(row["ms_per_step"] > 0 for row in result["training"]) and min(result["sampling_images_per_s"].values()) > 0
