@@ -59,9 +59,7 @@ def _sync(device):
 def setup(preset: dict, device: torch.device, limit: int):
     fashion = data.load_images("fashion_mnist", device=device, limit=limit)
     images = data.ImageSet(stylegan.pad_to_32(fashion.x), fashion.y, fashion.classes, "fashion_mnist-32")
-    cfg = stylegan.StyleGANConfig(channel_base=preset["channel_base"], channel_max=preset["channel_max"],
-                                  z_dim=preset["z_dim"], w_dim=preset["z_dim"])
-    return images, cfg
+    return images, stylegan.lesson_config(preset)
 
 
 def time_steps(images, cfg, batch_size: int, steps: int, amp: bool, device) -> float:

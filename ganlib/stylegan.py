@@ -296,6 +296,12 @@ LESSON_09 = {  # lesson 09's training settings per profile (kept for the deck): 
 }
 
 
+def lesson_config(recipe: dict) -> StyleGANConfig:
+    """The networks' config of a ``LESSON_09`` recipe (or a run's stored recipe): widths, and z = w."""
+    return StyleGANConfig(channel_base=recipe["channel_base"], channel_max=recipe["channel_max"],
+                          z_dim=recipe["z_dim"], w_dim=recipe["z_dim"])
+
+
 def optimizers(G: nn.Module, D: nn.Module, cfg: StyleGANConfig | None = None):
     """Adam(lr, betas (0, 0.99), eps 1e-8) for both; a player with a lazy regulariser every k steps
     gets lr * c and beta^c, c = k / (k + 1) (``train.lazy_adam_settings``): D always (R1), G only

@@ -95,8 +95,8 @@ def demodulation(weight: torch.Tensor, s: torch.Tensor, eps: float = 1e-8) -> to
     """1 / sigma_bo = rsqrt(sum_{i,k,l} (s_bi w_oikl)^2 + eps) per sample b and output channel o: (B, O).
 
     The sum factors: sum_i s_bi^2 (sum_kl w_oikl^2), a (B, I) @ (I, O) product, so the per-sample
-    weights (B, O, I, k, k) are never built. (Building them, as the official code does, took over half
-    of a CPU training step at lesson 09's size: docs/results/cpu-2026-12-09-speed.md.)
+    weights (B, O, I, k, k) are never built (the official code builds them: at lesson 09's size on
+    the CPU that made a training step 1.11x and sampling 1.38x slower, docs/results/cpu-2026-12-09-speed.md).
     """
     return (s.square() @ weight.square().sum(dim=(2, 3)).T + eps).rsqrt()
 

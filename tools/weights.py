@@ -102,9 +102,7 @@ def infogan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
 
 
 def stylegan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
-    sg = stylegan.StyleGANConfig(channel_base=recipe["channel_base"], channel_max=recipe["channel_max"],
-                                 z_dim=recipe["z_dim"], w_dim=recipe["z_dim"])
-    G = pretrained.load_model(key, "G_ema", stylegan.Generator(sg)).eval()
+    G = pretrained.load_model(key, "G_ema", stylegan.Generator(stylegan.lesson_config(recipe))).eval()
     x = stylegan.sample(G, N_EVAL, 1.0, generator=torch.Generator().manual_seed(0))
     return judge.measure(stylegan.crop_images(x.clamp(-1, 1)))
 
