@@ -5,7 +5,7 @@
     python tools/infogan_study.py figure build/infogan_study.jsonl --runs 0 2 --out confusion.png
 
 ``run`` trains one InfoGAN with the lesson's recipe (``ganlib.infogan``, Adam G 1e-3 / D 2e-4,
-beta1 0.5, EMA 0.995) and appends one JSON line per measured step (``--steps`` and any ``--measure-at``): the matched accuracy of Q's category on the 10,000
+beta1 0.5, EMA 0.995), in fp32 or under bf16 autocast (``--precision``), and appends one JSON line per measured step (``--steps`` and any ``--measure-at``): the matched accuracy of Q's category on the 10,000
 test images (with the confusion matrix), the MI bound (the mean of the last five logged values), the
 course's FID of 10,000 G_ema samples against the test images, and the minutes. Runs are independent
 processes, so two can share the machine (``OMP_NUM_THREADS=1`` each). ``table`` prints the comparison
@@ -40,7 +40,7 @@ def run(args) -> dict:
     G, D = infogan.networks(args.architecture, images.shape, Z_DIM, K, L, args.width)
     opt_G, opt_D = infogan.optimizers(G, D)
     state = train.GANState.with_ema(G, D, opt_G, opt_D)
-    d_step, g_step = infogan.infogan_steps(G, D, opt_G, opt_D, images, args.batch_size,
+    d_step, g_step = infogan.infogan_steps(G, D, opt_G, opt_D, images, args.batch_size, amp=args.precision == "bf16",
                                            info_weight=args.info_weight, continuous_weight=args.continuous_weight)
     real_features = features(test.x)  # once per run: every measurement compares with the same test images
     rows, training = [], 0.0
@@ -69,10 +69,10 @@ def measure(state, history, test, real_features, features, args, steps: int, min
     mi = history.values["MI bound"][-5:]
     row = dict(architecture=args.architecture, seed=args.seed, steps=steps, batch_size=args.batch_size,
                width=args.width, info_weight=args.info_weight, continuous_weight=args.continuous_weight,
-               accuracy=accuracy, label_of=label_of, confusion=confusion.tolist(), mi_bound=sum(mi) / len(mi),
+               precision=args.precision, accuracy=accuracy, label_of=label_of, confusion=confusion.tolist(), mi_bound=sum(mi) / len(mi),
                fid=fid, minutes=minutes, threads=torch.get_num_threads(), torch=torch.__version__,
                machine=platform.processor() or platform.machine(), classes=list(test.classes))
-    print(f"{args.architecture} seed {args.seed}, {steps} steps: matched accuracy {accuracy:.1%}, MI bound "
+    print(f"{args.architecture} seed {args.seed}, {args.precision}, {steps} steps: matched accuracy {accuracy:.1%}, MI bound "
           f"{row['mi_bound']:.3f} of {math.log(K):.3f}, FID {fid:.2f}, {minutes:.1f} min")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -83,11 +83,11 @@ def measure(state, history, test, real_features, features, args, steps: int, min
 
 def table(args) -> None:
     rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
-    print("| architecture | λ (cat) | λ (cont) | steps | seed | matched accuracy | MI bound (nats) | FID | minutes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| architecture | λ (cat) | λ (cont) | precision | steps | seed | matched accuracy | MI bound (nats) | FID | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['architecture']} | {r['info_weight']:g} | {r['info_weight'] * r['continuous_weight']:g} | "
-              f"{r['steps']} | {r['seed']} | {r['accuracy']:.1%} | {r['mi_bound']:.3f} | {r['fid']:.2f} | "
+              f"{r.get('precision', 'fp32')} | {r['steps']} | {r['seed']} | {r['accuracy']:.1%} | {r['mi_bound']:.3f} | {r['fid']:.2f} | "
               f"{r['minutes']:.1f} |")
 
 
@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     r.add_argument("--info-weight", type=float, default=1.0, help="lambda of the whole information loss")
     r.add_argument("--continuous-weight", type=float, default=1.0,
                    help="the continuous codes' share inside it (their lambda is info-weight times this)")
+    r.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: forward passes under bf16 autocast (losses in fp32), as lessons with speed.use_bf16 run")
     r.add_argument("--threads", type=int, default=torch.get_num_threads())
     r.add_argument("--out", default="build/infogan_study.jsonl")
     r.add_argument("--quiet", action="store_true")
