@@ -329,6 +329,13 @@ def _kept(checkpoint: Path, steps: int, kept: tuple[float, ...]) -> dict[int, di
     return {s: _compact(torch.load(found[s], map_location="cpu", weights_only=True)) for s in wanted}
 
 
+def finished_run(blob: dict) -> bool:
+    """Whether a loaded checkpoint is a finished run with a recipe (what ``pack`` ships): not a kept
+    generator's file, not a run stopped before its recipe's steps, not a run without a recipe."""
+    recipe = (blob.get("meta") or {}).get("recipe")
+    return "step" in blob and bool(recipe) and blob["step"] == recipe["steps"]
+
+
 def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] = (), **about) -> tuple[str, dict]:
     """Write the compact shipped file of a finished local checkpoint (one ``train.fit_schedule`` wrote
     with a recipe) under ``directory``; return (its key, its manifest entry). ``kept``: at which fractions
@@ -337,8 +344,8 @@ def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] 
     checkpoint = Path(checkpoint)
     full = torch.load(checkpoint, map_location="cpu", weights_only=True)
     meta = full.get("meta") or {}
-    if "recipe" not in meta or full["step"] != meta["recipe"]["steps"]:
-        raise ValueError(f"{checkpoint} is not a finished run with a recipe (step {full['step']}, meta {meta})")
+    if not finished_run(full):
+        raise ValueError(f"{checkpoint} is not a finished run with a recipe (step {full.get('step')}, meta {meta})")
     names = ["G_ema"] if full["G_ema"] is not None else ["G"]
     models = {name: _compact(full[name]) for name in names + ["D"]}
     key = run_key(checkpoint)

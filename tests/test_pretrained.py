@@ -205,3 +205,12 @@ def test_a_deck_gets_the_shipped_run_first_then_the_labs_own_finished_checkpoint
     assert pretrained.lesson_run(ckpt, make_state(seed=1), 6, RECIPE, out) == "shipped weights"
     assert pretrained.lesson_run(ckpt, make_state(seed=1), 6, RECIPE, tmp_path / "none") == "lab checkpoint"
     assert pretrained.lesson_run(ckpt, make_state(seed=1), 7, RECIPE, tmp_path / "none") is None  # unfinished
+
+
+def test_finished_run_tells_a_shippable_checkpoint_from_the_rest():
+    recipe = {"steps": 6, "batch_size": 4}
+    assert pretrained.finished_run({"step": 6, "meta": {"recipe": recipe}})
+    assert not pretrained.finished_run({"step": 5, "meta": {"recipe": recipe}})  # stopped early
+    assert not pretrained.finished_run({"step": 6, "meta": {}})                  # no recipe
+    assert not pretrained.finished_run({"step": 6})
+    assert not pretrained.finished_run({"net.0.weight": torch.zeros(2)})       # a kept generator: a bare state dict

@@ -187,7 +187,7 @@ def pack(lesson: str, judge: Judge) -> dict[str, dict]:
     entries = {}
     for ckpt in sorted((CHECKPOINTS / lesson).glob("*.pt")):
         blob = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if "step" not in blob or not (blob.get("meta") or {}).get("recipe") or blob["step"] != blob["meta"]["recipe"]["steps"]:
+        if not pretrained.finished_run(blob):
             continue  # kept generators, unfinished or recipe-less runs
         minutes = round(sum(blob["history"]["seconds"]) / 60, 2)
         key, entry = pretrained.pack(ckpt, kept=quality_of(f"{lesson}/{ckpt.stem}").kept, minutes=minutes, device=_device(),
