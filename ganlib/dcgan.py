@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import speed, train
+from .pretrained import kept_generators as shipped_kept_generators
 from .layers import refresh_spectral_norm
 
 UpBlock = Callable[[int, int], nn.Module]
@@ -201,6 +202,20 @@ def saved_generators(directory, run: str) -> dict[int, Path]:
     """The weights ``keep_generators`` saved for ``run``, by step."""
     found = Path(directory).glob(f"{run}-G_ema-[0-9][0-9][0-9][0-9][0-9][0-9].pt")
     return dict(sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in found))
+
+
+def kept_weights(directory, run: str, steps: int, recipe: dict, pretrained: bool = False, device=None,
+                 weights_dir=None) -> dict[int, dict]:
+    """{step: G_ema's state dict} along ``run``: those ``keep_generators`` saved in ``directory``, else,
+    with ``pretrained``, those the course ships from that run when ``steps`` and ``recipe`` match
+    (``pretrained.kept_generators``; ``weights_dir``: where the shipped files are); {} if neither.
+    Load one with ``G.load_state_dict(weights[step])``."""
+    saved = saved_generators(directory, run)
+    if saved:
+        return {step: torch.load(path, map_location=device, weights_only=True) for step, path in saved.items()}
+    if pretrained:
+        return shipped_kept_generators(Path(directory) / f"{run}.pt", steps, recipe, weights_dir) or {}
+    return {}
 
 
 def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64, width: int = 64,

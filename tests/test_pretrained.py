@@ -195,6 +195,12 @@ def test_kept_generators_ship_evenly_spaced_and_load_into_a_generator(tmp_path):
     for a, b in zip(G.parameters(), kept[4].parameters()):
         assert within_a_step(a, b)
     assert pretrained.kept_generators(ckpt, 9, RECIPE, out) is None  # another recipe: none
+    local = dcgan.kept_weights(ckpt.parent, "run", 8, RECIPE, device="cpu")  # the files saved along the run
+    assert list(local) == [2, 4, 6, 8] and torch.equal(local[6]["net.0.weight"], kept[6].state_dict()["net.0.weight"])
+    elsewhere = tmp_path / "lab" / "07_x"  # a lab without the run's files: what the course ships, if asked for
+    assert dcgan.kept_weights(elsewhere, "run", 8, RECIPE, weights_dir=out) == {}
+    from_shipped = dcgan.kept_weights(elsewhere, "run", 8, RECIPE, pretrained=True, weights_dir=out)
+    assert list(from_shipped) == [4, 8] and dcgan.kept_weights(elsewhere, "run", 9, RECIPE, True, weights_dir=out) == {}
     assert pretrained.shipped_steps(ckpt, out) == 8 and pretrained.shipped_steps(ckpt.with_name("x.pt"), out) is None
     with pytest.raises(ValueError, match="no kept generators at steps"):
         pretrained.pack(ckpt, out, kept=(0.375,))  # step 3: none was kept there
