@@ -7,7 +7,7 @@ channels 64-64-32-16, batch 32; D main, G main and lazy R1 every 16 steps):
   sum_i s_bi^2 (sum_kl w_oikl^2) (a (B, I) @ (I, O) product), against the same quantity computed from
   the per-sample weights (B, O, I, k, k) built first, as the official code does;
 - **precision**: fp32 against bf16 autocast in the main phases (R1 stays fp32 either way);
-- **sampling**: images/s of ``stylegan.sample`` (G_ema in eval mode: the grouped-convolution path,
+- **sampling**: images/s of ``stylegan_look.sample`` (G_ema in eval mode: the grouped-convolution path,
   which builds the per-sample weights anyway and only demodulates them).
 
 Variants are timed in rounds (every variant once per round, ``--rounds`` rounds) so a machine whose
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ganlib import data, speed, stylegan, stylegan_layers, train  # noqa: E402
+from ganlib import data, speed, stylegan, stylegan_layers, stylegan_look, train  # noqa: E402
 
 FACTORED = stylegan_layers.demodulation
 
@@ -79,13 +79,13 @@ def time_steps(images, cfg, batch_size: int, steps: int, amp: bool, device) -> f
 
 
 def time_sampling(cfg, n: int, device) -> float:
-    """Images per second of stylegan.sample (G_ema's eval path) at psi = 1."""
+    """Images per second of stylegan_look.sample (G_ema's eval path) at psi = 1."""
     torch.manual_seed(0)
     G = stylegan.Generator(cfg).to(device).eval()
-    stylegan.sample(G, 256, generator=torch.Generator().manual_seed(0), device=device)  # warm-up
+    stylegan_look.sample(G, 256, generator=torch.Generator().manual_seed(0), device=device)  # warm-up
     _sync(device)
     start = time.perf_counter()
-    stylegan.sample(G, n, generator=torch.Generator().manual_seed(0), device=device)
+    stylegan_look.sample(G, n, generator=torch.Generator().manual_seed(0), device=device)
     _sync(device)
     return n / (time.perf_counter() - start)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganlib import data, losses, stylegan, stylegan_layers as sl, train
+from ganlib import data, losses, stylegan, stylegan_layers as sl, stylegan_look, train
 from ganlib.layers import MinibatchStd
 
 TINY = stylegan.StyleGANConfig(resolution=16, channel_base=64, channel_max=8, z_dim=16, w_dim=16, mapping_layers=2)
@@ -334,7 +334,7 @@ def test_resume_with_pl_mean_is_exact(tmp_path):
 def test_mixing_grid_cells_are_the_mixes_of_their_row_and_column():
     G = tiny_g().eval()
     ws_rows, ws_cols, noise = G.mapping(torch.randn(2, 16)), G.mapping(torch.randn(3, 16)), G.random_noise(1)
-    grid = stylegan.mixing_grid(G, ws_rows, ws_cols, 1, 3, noise)
+    grid = stylegan_look.mixing_grid(G, ws_rows, ws_cols, 1, 3, noise)
     assert grid.shape == (6, 1, 16, 16)
     for i in range(2):
         for j in range(3):
@@ -345,20 +345,20 @@ def test_mixing_grid_cells_are_the_mixes_of_their_row_and_column():
 def test_truncation_strip_and_sample_at_psi_zero():
     G = tiny_g().eval()
     z = torch.randn(3, 16)
-    strip = stylegan.truncation_strip(G, z, [0.0, 1.0], noise=G.random_noise(3))
+    strip = stylegan_look.truncation_strip(G, z, [0.0, 1.0], noise=G.random_noise(3))
     torch.testing.assert_close(strip[:3], strip[:1].expand(3, -1, -1, -1))  # psi = 0: all the same image
     assert not torch.allclose(strip[3], strip[4])
-    x = stylegan.sample(G, 5, psi=0.0, batch_size=2)
+    x = stylegan_look.sample(G, 5, psi=0.0, batch_size=2)
     assert x.shape == (5, 1, 16, 16) and torch.allclose(x, x[:1].expand_as(x), atol=1e-5)
 
 
 def test_noise_std_map_is_zero_until_noise_strengths_move():
     G = tiny_g().eval()
     ws = G.mapping(torch.randn(2, 16))
-    assert stylegan.noise_std_map(G, ws, n=4).abs().max() == 0  # strengths start at 0: noise does nothing
+    assert stylegan_look.noise_std_map(G, ws, n=4).abs().max() == 0  # strengths start at 0: noise does nothing
     with torch.no_grad():
         G.synthesis.convs[-1].noise_strength.fill_(0.5)
-    m = stylegan.noise_std_map(G, ws, n=4)
+    m = stylegan_look.noise_std_map(G, ws, n=4)
     assert m.shape == (2, 16, 16) and (m > 0).float().mean() > 0.9
 
 

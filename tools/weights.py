@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from ganlib import cgan, classifier, data, dcgan, infogan, metrics, pretrained, sagan, stylegan, train, wgan  # noqa: E402
+from ganlib import cgan, classifier, data, dcgan, infogan, metrics, pretrained, sagan, stylegan, stylegan_look, train, wgan  # noqa: E402
 
 N_EVAL = 10_000  # samples per measurement, against as many test images
 BUILD_PARAMETERS = {"profile": "cpu", "seed": 0, "pretrained": False}
@@ -103,7 +103,7 @@ def infogan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
 
 def stylegan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     G = pretrained.load_model(key, "G_ema", stylegan.Generator(stylegan.lesson_config(recipe))).eval()
-    x = stylegan.sample(G, N_EVAL, 1.0, generator=torch.Generator().manual_seed(0))
+    x = stylegan_look.sample(G, N_EVAL, 1.0, generator=torch.Generator().manual_seed(0))
     return judge.measure(stylegan.crop_images(x.clamp(-1, 1)))
 
 
