@@ -6,15 +6,18 @@ import torch
 from torch import nn
 
 
-def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 3, slope: float = 0.2) -> nn.Sequential:
-    """``depth`` hidden layers of width ``hidden`` with LeakyReLU(slope), then a linear output.
+def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 3, slope: float = 0.2,
+        batch_norm: bool = False) -> nn.Sequential:
+    """``depth`` hidden layers of width ``hidden`` with LeakyReLU(slope) (ReLU for slope 0), then a linear output.
 
     Used as G (z -> x) and D (x -> logit) on toy data; the output layer has no activation, so
-    a discriminator built this way returns logits.
+    a discriminator built this way returns logits. ``batch_norm``: BatchNorm1d between each hidden
+    layer's Linear and its activation (for a generator only: a critic's gradient penalty is per sample).
     """
     layers, width = [], in_dim
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.LeakyReLU(slope)]
+        layers += [nn.Linear(width, hidden), *([nn.BatchNorm1d(hidden)] if batch_norm else []),
+                   nn.LeakyReLU(slope) if slope else nn.ReLU()]
         width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)

@@ -53,11 +53,17 @@ def critic(shape=(1, 28, 28), width: int = 64, down: dcgan.DownBlock = dcgan.dow
 
 class ToyGenerator(nn.Module):
     """Lesson 02's MLP generator (``layers.mlp``), z (B, z_dim) -> points (B, dim), with the
-    ``random_inputs`` every course generator has (so ``train.fakes`` and ``fit`` can drive it)."""
+    ``random_inputs`` every course generator has (so ``train.fakes`` and ``fit`` can drive it).
 
-    def __init__(self, z_dim: int = 2, dim: int = 2, hidden: int = 128, depth: int = 4):
+    ``batch_norm``: BatchNorm1d after each hidden Linear, as in DCGAN's generator; ``slope``: the
+    LeakyReLU's (lesson 02's 0.2; 0 is ReLU, as in the official WGAN-GP toy script). Lesson 07's toys
+    use both (docs/results/cpu-2026-12-07.md). Sample in eval mode (``train.recalibrate_batchnorm``).
+    """
+
+    def __init__(self, z_dim: int = 2, dim: int = 2, hidden: int = 128, depth: int = 4, batch_norm: bool = False,
+                 slope: float = 0.2):
         super().__init__()
-        self.net = layers.mlp(z_dim, dim, hidden, depth)
+        self.net = layers.mlp(z_dim, dim, hidden, depth, slope=slope, batch_norm=batch_norm)
         self.z_dim = z_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

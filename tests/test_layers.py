@@ -13,6 +13,17 @@ def test_mlp_has_the_requested_shape_and_returns_logits():
     assert net(torch.randn(5, 2)).shape == (5, 1)
 
 
+def test_mlp_batch_norm_sits_between_each_hidden_linear_and_its_activation():
+    net = layers.mlp(2, 3, hidden=16, depth=3, batch_norm=True)
+    kinds = [type(m) for m in net]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.LeakyReLU] * 3 + [nn.Linear]  # none on the output
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in layers.mlp(2, 3, hidden=16, depth=3))
+    assert [type(m) for m in layers.mlp(2, 3, 16, 2, slope=0.0)] == [nn.Linear, nn.ReLU] * 2 + [nn.Linear]
+    net.train()
+    h = net[1](net[0](torch.randn(64, 2) * 5 + 3))  # a training batch leaves BatchNorm's output standardised
+    assert_close(h.mean(dim=0), torch.zeros(16), atol=1e-5, rtol=0)
+
+
 def test_minibatch_std_appends_the_mean_feature_std():
     x = torch.randn(8, 3, 4, 4)
     out = layers.MinibatchStd()(x)

@@ -77,6 +77,16 @@ def test_gp_step_adds_the_penalty_and_reaches_no_generator_gradient():
     assert all(p.grad is not None for p in D.parameters())
 
 
+def test_a_batchnorm_toy_generator_trains_with_the_penalty_its_critic_cannot_have():
+    G, D = wgan.ToyGenerator(hidden=8, depth=2, batch_norm=True), wgan.toy_critic(hidden=8, depth=2)
+    assert wgan.has_batchnorm(G) and not wgan.has_batchnorm(D) and not wgan.has_batchnorm(wgan.ToyGenerator(hidden=8))
+    opt_G, opt_D = wgan.gp_optimizers(G, D)
+    d_step, g_step = wgan.gp_steps(G, D, opt_G, opt_D, data.ring(), 16)
+    before = G.net[1].running_mean.clone()
+    d_step(), g_step()  # G's batch norm is fine: the penalty differentiates the critic, per sample
+    assert not torch.equal(G.net[1].running_mean, before)
+
+
 def test_gp_refuses_a_batchnorm_critic():
     G = wgan.ToyGenerator(hidden=8, depth=1)
     D = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.Linear(8, 1), nn.Flatten(0))

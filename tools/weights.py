@@ -115,7 +115,10 @@ def sagan_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
 
 def toy_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     """Lesson 07's toys: modes covered and the high-quality share (lesson 02's measure) on 2,500 samples."""
-    G = pretrained.load_model(key, "G", wgan.ToyGenerator(2, 2, recipe["toy_hidden"], recipe["toy_depth"]))
+    G = wgan.ToyGenerator(2, 2, recipe["toy_hidden"], recipe["toy_depth"], batch_norm=recipe.get("toy_batch_norm", False),
+                          slope=recipe.get("toy_g_slope", 0.2))
+    torch.manual_seed(0)
+    G = train.recalibrate_batchnorm(pretrained.load_model(key, "G", G))  # batch norm from its own batches, as the lesson
     target = data.grid() if key.split("/")[1].startswith("toy-grid") else data.ring()
     with torch.no_grad():
         x = G(torch.randn(2500, 2, generator=torch.Generator().manual_seed(0)))
