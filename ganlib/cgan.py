@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import dcgan, losses, speed, train
-from .speed import autocast
+from .profiles import draw
+from .speed import amp_context
 
 
 def check_labels(y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -61,8 +62,8 @@ class Generator(nn.Module):
 
     def random_inputs(self, n: int, device=None, generator=None):
         """The arguments of one random batch: (z, y) with z ~ N(0, I) and uniform labels y."""
-        return (torch.randn(n, self.z_dim, device=device, generator=generator),
-                torch.randint(self.n_classes, (n,), device=device, generator=generator))
+        return (draw(torch.randn, n, self.z_dim, device=device, generator=generator),
+                draw(torch.randint, self.n_classes, (n,), device=device, generator=generator))
 
 
 class ConcatDiscriminator(nn.Module):
@@ -122,13 +123,13 @@ class ACDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def conditional_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = False):
+def conditional_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: str | bool = False):
     """Steps for a D(x, y) that returns a logit (concatenation, projection); non-saturating loss.
 
     D sees real images with their labels and fakes made *for the same labels*, so the only way to
     tell them apart is the image; G is trained on fresh uniform labels.
     """
-    device, ctx = images.x.device, autocast(images.x.device, amp)
+    device, ctx = images.x.device, amp_context(images.x.device, amp, opt_G, opt_D)
 
     def d_step():
         x_real, y = images.sample(batch_size)
@@ -145,13 +146,13 @@ def conditional_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool 
     return d_step, g_step
 
 
-def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: bool = False):
+def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: str | bool = False):
     """AC-GAN's steps (Odena et al. 2017): D maximises L_S + L_C, G maximises L_C - L_S.
 
     L_S is the usual real/fake log-likelihood (non-saturating for G); L_C the log-likelihood of the
     correct class, on real *and* generated images, for both players.
     """
-    device, ctx = images.x.device, autocast(images.x.device, amp)
+    device, ctx = images.x.device, amp_context(images.x.device, amp, opt_G, opt_D)
 
     def d_step():
         x_real, y_real = images.sample(batch_size)
@@ -232,7 +233,7 @@ def make_state(make_D, images, width: int = 64, z_dim: int = 100) -> train.GANSt
 
 
 def train_cgan(make_D, images, steps: int, *, checkpoint, make_steps=conditional_steps, batch_size: int = 64,
-               width: int = 64, z_dim: int = 100, log_every: int = 100, snapshot_z=None, amp: bool = False,
+               width: int = 64, z_dim: int = 100, log_every: int = 100, snapshot_z=None, amp: str | bool = False,
                progress: bool = True, recipe: dict | None = None, pretrained: bool = False) -> train.GANState:
     """One run of lesson 05's recipe: ``Generator`` and D = make_D(shape, n_classes, width), Adam (2e-4, 0.5),
     EMA of G (beta 0.995), the steps ``make_steps`` builds (``conditional_steps`` for a D(x, y),

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .profiles import draw
+
 # --------------------------------------------------------------------------------------------
 # Toy distributions
 # --------------------------------------------------------------------------------------------
@@ -140,7 +142,7 @@ class ImageSet:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None):
         """A random batch (x, y), drawn with replacement by indexing on the device: no host sync."""
-        idx = torch.randint(len(self.x), (batch_size,), device=self.x.device, generator=generator)
+        idx = draw(torch.randint, len(self.x), (batch_size,), device=self.x.device, generator=generator)
         return self.x[idx], self.y[idx]
 
 

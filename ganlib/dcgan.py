@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import speed, train
+from .profiles import draw
 from .pretrained import kept_generators as shipped_kept_generators
 from .layers import refresh_spectral_norm
 
@@ -84,7 +85,7 @@ class Generator(nn.Module):
 
     def random_inputs(self, n: int, device=None, generator=None) -> tuple[torch.Tensor]:
         """The arguments of one random batch: (z,) with z ~ N(0, I)."""
-        return (torch.randn(n, self.z_dim, device=device, generator=generator),)
+        return (draw(torch.randn, n, self.z_dim, device=device, generator=generator),)
 
 
 def down_batchnorm(c_in: int, c_out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
@@ -219,11 +220,12 @@ def kept_weights(directory, run: str, steps: int, recipe: dict, pretrained: bool
 
 
 def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64, width: int = 64,
-                z_dim: int = 100, log_every: int = 100, amp: bool = False, progress: bool = True,
-                recipe: dict | None = None, pretrained: bool = False):
+                z_dim: int = 100, log_every: int = 100, amp: str | bool = False, progress: bool = True,
+                recipe: dict | None = None, pretrained: bool = False, keep_every: int | None = None):
     """Lesson 03's recipe in one call: DCGAN with EMA (beta 0.995), checkpoint ``<run>.pt`` (resumed if
-    present) and G_ema kept every tenth of the run. ``recipe``/``pretrained``: as ``train.fit_schedule``'s
-    (the course's shipped weights). Returns the ``train.GANState``."""
+    present) and G_ema kept every ``keep_every`` steps (default: every tenth of the run).
+    ``recipe``/``pretrained``: as ``train.fit_schedule``'s (the course's shipped weights). Returns the
+    ``train.GANState``."""
     G = speed.channels_last(Generator(images.shape, z_dim, width).to(images.x.device))
     D = speed.channels_last(Discriminator(images.shape, width).to(images.x.device))
     opt_G, opt_D = optimizers(G, D)
@@ -231,6 +233,6 @@ def train_dcgan(images, steps: int, *, directory, run: str, batch_size: int = 64
     d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, images, batch_size, amp=amp)
     train.fit(state, d_step, g_step, steps, ema_beta=0.995, log_every=log_every,
               checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=steps // 4,
-              on_log=keep_generators(directory, run, steps // 10), progress=progress, recipe=recipe,
+              on_log=keep_generators(directory, run, steps // 10 if keep_every is None else keep_every), progress=progress, recipe=recipe,
               pretrained=pretrained)
     return state

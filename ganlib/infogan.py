@@ -24,13 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import dcgan, losses, train
-from .speed import autocast
+from .profiles import draw
+from .speed import amp_context
 
 
 def sample_codes(n: int, n_categories: int = 10, n_continuous: int = 2, device=None, generator=None):
     """(c_cat (n,) uniform over categories, c_cont (n, n_continuous) uniform on [-1, 1])."""
-    c_cat = torch.randint(n_categories, (n,), device=device, generator=generator)
-    c_cont = torch.rand(n, n_continuous, device=device, generator=generator) * 2 - 1
+    c_cat = draw(torch.randint, n_categories, (n,), device=device, generator=generator)
+    c_cont = draw(torch.rand, n, n_continuous, device=device, generator=generator) * 2 - 1
     return c_cat, c_cont
 
 
@@ -52,7 +53,7 @@ class CodedGenerator(nn.Module):
 
     def noise(self, n: int, device=None, generator=None) -> torch.Tensor:
         """z for n images, (n, z_dim): N(0, I), lesson 03's noise."""
-        return torch.randn(n, self.z_dim, device=device, generator=generator)
+        return draw(torch.randn, n, self.z_dim, device=device, generator=generator)
 
     def random_inputs(self, n: int, device=None, generator=None):
         """The arguments of one random batch: (z, c_cat, c_cont), drawn as in training."""
@@ -128,7 +129,7 @@ class PaperGenerator(CodedGenerator):
 
     def noise(self, n: int, device=None, generator=None) -> torch.Tensor:
         """z for n images, (n, z_dim): U(-1, 1), as in the reference code (``Uniform(62)``)."""
-        return torch.rand(n, self.z_dim, device=device, generator=generator) * 2 - 1
+        return draw(torch.rand, n, self.z_dim, device=device, generator=generator) * 2 - 1
 
 
 class PaperDiscriminator(CodedDiscriminator):
@@ -179,11 +180,11 @@ def optimizers(G: nn.Module, D: nn.Module, lr_G: float = 1e-3, lr_D: float = 2e-
 
 
 def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: float = 1.0,
-                  continuous_weight: float = 1.0, amp: bool = False):
+                  continuous_weight: float = 1.0, amp: str | bool = False):
     """InfoGAN's steps. D's optimiser also holds Q (they share the body): the D step trains D on the
     GAN loss and Q on the information loss of detached fakes; the G step trains G on the GAN loss plus
     ``info_weight`` times the information loss, whose gradient reaches G through Q."""
-    device, ctx = images.x.device, autocast(images.x.device, amp)
+    device, ctx = images.x.device, amp_context(images.x.device, amp, opt_G, opt_D)
 
     def d_step():
         x_real, _ = images.sample(batch_size)

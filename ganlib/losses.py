@@ -9,15 +9,19 @@ scores; sigma is the logistic sigmoid. Every loss is a batch mean. We use log si
 output with respect to its input and keep that graph (``create_graph=True``) so the optimiser can
 differentiate the penalty again: a double backward. In bf16 the input gradient loses most of its
 digits (8 bits of mantissa), and ``torch.compile`` does not support double backward; so each
-penalty switches autocast off, casts its input to fp32 and calls the eager D itself, whatever
-context the step around it uses (``ganlib.speed`` says the same for the speed habits).
+penalty switches autocast off (and TF32, ``full_fp32``), casts its input to fp32 and calls the eager D
+itself, whatever context the step around it uses (``ganlib.speed`` says the same for the speed habits).
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .profiles import draw
 
 # ---------------------------------------------------------------------------------------------
 # The original game (lessons 01-06)
@@ -93,9 +97,22 @@ def _input_gradient(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     D = getattr(D, "_orig_mod", D)  # the eager module behind a torch.compile wrapper: double backward does not compile
     x = x.detach().float().requires_grad_(True)
-    with torch.autocast(x.device.type, enabled=False):  # the gradient's graph too: it is recorded where it is built
+    with torch.autocast(x.device.type, enabled=False), full_fp32():  # the gradient's graph is recorded here too
         (grad,) = torch.autograd.grad(D(x).float().sum(), x, create_graph=True)
     return grad
+
+
+@contextlib.contextmanager
+def full_fp32():
+    """TF32 off for CUDA matrix products and convolutions inside the block, restored after: a penalty's
+    forward pass and first backward are fp32 even where ``speed.tune_cuda`` was never called (the second
+    backward, in the optimiser's step, follows the global flags, which ``tune_cuda`` turns off)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def interpolates(x_real: torch.Tensor, x_fake: torch.Tensor, generator: torch.Generator | None = None):
@@ -106,7 +123,7 @@ def interpolates(x_real: torch.Tensor, x_fake: torch.Tensor, generator: torch.Ge
     """
     if x_real.shape != x_fake.shape:
         raise ValueError(f"real and fake batches differ in shape: {tuple(x_real.shape)} vs {tuple(x_fake.shape)}")
-    eps = torch.rand(len(x_real), *([1] * (x_real.ndim - 1)), device=x_real.device, generator=generator)
+    eps = draw(torch.rand, len(x_real), *([1] * (x_real.ndim - 1)), device=x_real.device, generator=generator)
     x_real, x_fake = x_real.detach().float(), x_fake.detach().float()
     return eps * x_real + (1 - eps) * x_fake, eps
 

@@ -7,7 +7,11 @@ Every lesson runs in one of three profiles:
 - ``gpu``:   one modern GPU; at most ten minutes, results at the lesson's quality target.
 
 ``"auto"`` resolves to the environment variable ``GANLIB_PROFILE`` when it is set (that is how
-``make test`` runs every notebook in ``smoke``), else ``gpu`` when CUDA is present, else ``cpu``.
+``make test`` runs every notebook in ``smoke``), else ``gpu`` on a modern GPU (CUDA compute capability
+>= 8.0: A100, L4, H100, RTX 30xx/40xx, where the gpu recipes' ten minutes and bf16 apply), else ``cpu``.
+On an older GPU (Colab's free T4, a V100) ``auto`` picks ``cpu``: the cpu recipe, run on that GPU, with
+the course's shipped weights, in minutes; the gpu recipe there would run in fp32 for up to an hour and
+was never measured on such a GPU (``profile="gpu"`` still forces it).
 The per-profile numbers themselves live in each notebook, where students can see them.
 """
 
@@ -19,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import speed
 
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_VAR = "GANLIB_PROFILE"
@@ -38,7 +44,19 @@ def resolve(profile: str = "auto") -> str:
     env = os.environ.get(ENV_VAR, "").strip()
     if env and env != "auto":
         return _check(env)
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if modern_gpu() else "cpu"
+
+
+def modern_gpu() -> bool:
+    """Whether CUDA is present with a GPU the gpu profile is sized for: compute capability >= 8.0, where bf16
+    runs natively (``speed.native_bf16``)."""
+    return torch.cuda.is_available() and speed.native_bf16("cuda")
+
+
+def _older_gpu_note() -> str:
+    name, (major, minor) = torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+    return (f"\n  (auto: {name} has compute capability {major}.{minor}, below 8.0, so the cpu profile runs on it: the cpu "
+            "recipe with the course's shipped weights; profile=\"gpu\" forces the gpu recipe, fp32 there, up to an hour)")
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -59,19 +77,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def draw(sampler, *args, device=None, generator=None, **kwargs) -> torch.Tensor:
+    """``sampler(*args, **kwargs)`` (``torch.randn``, ``torch.rand``, ``torch.randint``, ...) drawn where
+    ``generator`` lives, then moved to ``device``. A seeded CPU generator then gives the same numbers on
+    every device, and a generator never draws for a device it does not live on (CUDA refuses that:
+    "Expected a 'cuda' device type for generator"). Without a generator it draws on ``device`` directly."""
+    where = device if generator is None else generator.device
+    x = sampler(*args, device=where, generator=generator, **kwargs)
+    return x if device is None else x.to(device)
+
+
 def setup(profile: str = "auto", seed: int = 0, device: str = "auto") -> tuple[str, torch.device]:
     """Resolve the profile, seed everything and choose the device; print one line saying so.
 
     The ``smoke`` profile runs on the CPU: it is a test of the code paths, and CPU keeps it identical
     on every machine. ``GANLIB_DEVICE`` (e.g. ``cuda``) overrides ``device="auto"`` in every profile, so
-    ``make test-gpu`` exercises every CUDA path in the smoke profile too.
+    ``make test-gpu`` exercises every CUDA path in the smoke profile too. On CUDA it also calls
+    ``speed.tune_cuda`` (cuDNN autotuning; TF32 off, so fp32 penalties are fp32).
     """
-    profile = resolve(profile)
+    asked, profile = profile, resolve(profile)
     seed_everything(seed)
     if device == "auto":
         device = os.environ.get(DEVICE_VAR, "").strip() or "auto"
     dev = torch.device("cpu") if profile == "smoke" and device == "auto" else pick_device(device)
+    if dev.type == "cuda":
+        speed.tune_cuda()
     note = "  (smoke: results are meaningless)" if profile == "smoke" else ""
+    if asked == "auto" and profile == "cpu" and dev.type == "cuda" and not os.environ.get(ENV_VAR, "").strip():
+        note += _older_gpu_note()
     print(f"profile={profile}  device={dev}  seed={seed}  torch={torch.__version__}{note}")
     return profile, dev
 

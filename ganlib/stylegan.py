@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import losses, speed, train
+from .profiles import draw
 from .layers import MinibatchStd
 from .stylegan_layers import (EqualConv2d, EqualLinear, MappingNetwork, ModulatedConv, adain,  # noqa: F401 (adain)
                               mix, to_rgb, truncate, upsample)
@@ -184,11 +186,11 @@ class Generator(nn.Module):
 
     def random_inputs(self, n: int, device=None, generator=None) -> tuple[torch.Tensor]:
         """The arguments of one random batch: (z,) with z ~ N(0, I)."""
-        return (torch.randn(n, self.z_dim, device=device, generator=generator),)
+        return (draw(torch.randn, n, self.z_dim, device=device, generator=generator),)
 
     def random_noise(self, n: int, device=None, generator=None) -> list[torch.Tensor]:
         """One noise map (n, 1, H, W) per conv layer, for ``G(z, noise=...)``: fixed noise, or resampled."""
-        return [torch.randn(s, device=device, generator=generator) for s in self.synthesis.noise_shapes(n)]
+        return [draw(torch.randn, s, device=device, generator=generator) for s in self.synthesis.noise_shapes(n)]
 
 
 def use_fused_modconv(G: nn.Module, fused: bool | None) -> nn.Module:
@@ -248,16 +250,20 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 LESSON_09 = {  # lesson 09's training settings per profile (kept for the deck): StyleGAN2 at 32 x 32
-    "smoke": dict(steps=16, batch_size=8, channel_base=512, channel_max=16, z_dim=32, limit=512, log_every=4),
-    "cpu": dict(steps=1500, batch_size=32, channel_base=512, channel_max=64, z_dim=128, limit=None, log_every=50),
-    "gpu": dict(steps=20_000, batch_size=64, channel_base=8192, channel_max=256, z_dim=256, limit=None, log_every=250),
-}
+    "smoke": dict(steps=16, batch_size=8, channel_base=512, channel_max=16, z_dim=32, r1_gamma=0.1, limit=512, log_every=4),
+    "cpu": dict(steps=1500, batch_size=32, channel_base=512, channel_max=64, z_dim=128, r1_gamma=0.1, limit=None, log_every=50),
+    "gpu": dict(steps=20_000, batch_size=64, channel_base=8192, channel_max=256, z_dim=256, r1_gamma=0.1, limit=None,
+                log_every=250),
+}  # r1_gamma: 0.1, ten times the official 32 px value (set for CIFAR-10): lower FID in all four pairs tried
+#   (docs/results/cpu-2026-12-09-speed.md)
+LONG_09 = dict(LESSON_09["cpu"], steps=24_000, log_every=250)  # the long run the course ships: the cpu recipe, 16x longer
 
 
 def lesson_config(recipe: dict) -> StyleGANConfig:
-    """The networks' config of a ``LESSON_09`` recipe (or a run's stored recipe): widths, and z = w."""
+    """The networks' config of a ``LESSON_09`` recipe (or a run's stored recipe): widths, z = w, R1's gamma
+    (0.01, the official 32 px value, in recipes that do not name it)."""
     return StyleGANConfig(channel_base=recipe["channel_base"], channel_max=recipe["channel_max"],
-                          z_dim=recipe["z_dim"], w_dim=recipe["z_dim"])
+                          z_dim=recipe["z_dim"], w_dim=recipe["z_dim"], r1_gamma=recipe.get("r1_gamma", 0.01))
 
 
 def optimizers(G: nn.Module, D: nn.Module, cfg: StyleGANConfig | None = None):
@@ -309,11 +315,11 @@ def make_state(cfg: StyleGANConfig | None = None, device="cpu") -> train.GANStat
     return state
 
 
-def main_phases(state: train.GANState, images, batch_size: int, amp: bool = False) -> list[train.Phase]:
+def main_phases(state: train.GANState, images, batch_size: int, amp: str | bool = False) -> list[train.Phase]:
     """D main and G main, both non-saturating, with G in training mode (styles mixed, w_avg tracked);
-    forward passes in ``speed.autocast`` when ``amp``, losses in fp32."""
+    forward passes in ``amp``'s arithmetic (``speed.precision``), losses in fp32."""
     G, D, device = state.G, state.D, images.x.device
-    ctx = speed.autocast(device, amp)
+    ctx = speed.amp_context(device, amp, state.opt_G, state.opt_D)
 
     def d_main():
         x_real, _ = images.sample(batch_size)
@@ -352,8 +358,28 @@ def path_length_phase(state: train.GANState, batch_size: int, cfg: StyleGANConfi
 
 
 def stylegan_phases(state: train.GANState, images, batch_size: int, cfg: StyleGANConfig,
-                    amp: bool = False) -> list[train.Phase]:
+                    amp: str | bool = False) -> list[train.Phase]:
     """The schedule: D main, G main, R1 every ``r1_every`` steps, path length every ``pl_every`` if
     ``pl_weight`` > 0. Run it with ``train.fit_schedule(state, phases, steps, ema_beta=ema_beta(cfg, B))``."""
     phases = [*main_phases(state, images, batch_size, amp), r1_phase(state, images, batch_size, cfg)]
     return phases + [path_length_phase(state, batch_size, cfg)] if cfg.pl_weight > 0 else phases
+
+
+def train_stylegan(images, recipe: dict, *, directory, run: str, z_fixed: torch.Tensor, amp: str | bool = False,
+                   keep_every: int = 0, progress: bool = True, pretrained: bool = False) -> train.GANState:
+    """Lesson 09's training in one call: the networks of ``lesson_config(recipe)``, ``stylegan_phases``
+    for ``recipe["steps"]``, checkpoint ``<run>.pt`` in ``directory`` (resumed if present), snapshots of
+    G_ema(z_fixed), and G_ema kept every ``keep_every`` steps (``dcgan.keep_generators``: the points of
+    an FID-through-training curve). ``recipe``/``pretrained``: as ``train.fit_schedule``'s."""
+    from .dcgan import keep_generators
+
+    cfg, steps, device = lesson_config(recipe), recipe["steps"], images.x.device
+    state = make_state(cfg, device)
+    use_fused_modconv(state.G_ema, False if device.type == "cpu" else None)  # on CPUs the cheaper path
+    phases = stylegan_phases(state, images, recipe["batch_size"], cfg, amp=amp)
+    train.fit_schedule(state, phases, steps, ema_beta=ema_beta(cfg, recipe["batch_size"]), log_every=recipe["log_every"],
+                       snapshot=lambda: state.G_ema(z_fixed).clamp(-1, 1), snapshot_every=max(steps // 5, 1),
+                       checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=max(steps // 4, 1),
+                       on_log=keep_generators(directory, run, keep_every), progress=progress,
+                       recipe=recipe, pretrained=pretrained)
+    return state

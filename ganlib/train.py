@@ -10,7 +10,7 @@ does exactly what the uninterrupted one did.
 The shape of a step, the example lessons 07-09 follow. A step returns a dict of scalar tensors to
 log, left on the device; ``ctx`` is one autocast context built once per run, as nanoGPT does::
 
-    ctx = speed.autocast(device, amp)               # bf16 where allowed, else a no-op
+    ctx = speed.amp_context(device, amp, opt_G, opt_D)   # speed.precision's choice; fp32: a no-op
 
     def d_step():                                   # a WGAN-GP critic step
         x_real, _ = images.sample(batch_size)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import losses
-from .speed import autocast
+from .speed import amp_context
 
 StepFn = Callable[[], dict[str, torch.Tensor]]
 NO_AUTOCAST = contextlib.nullcontext()
@@ -48,10 +48,19 @@ def lazy_adam_settings(lr: float, betas: tuple[float, float], every: int) -> tup
 
 
 def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """One optimiser step on ``loss``: clear gradients (to None), backpropagate, step."""
+    """One optimiser step on ``loss``: clear gradients (to None), backpropagate, step. Through the
+    optimiser's ``GradScaler`` when an fp16 run gave it one (``speed.amp_context``): the loss is scaled
+    before backpropagating, the gradients unscaled before the step, and a step whose gradients
+    overflowed is skipped."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    scaler = getattr(opt, "grad_scaler", None)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
 
 
 def _device(module: nn.Module) -> torch.device:
@@ -119,16 +128,16 @@ def real_sampler(real, device) -> Callable[[int], torch.Tensor]:
 
 def gan_steps(G, D, opt_G, opt_D, real, batch_size: int, *, d_loss=losses.d_loss_nonsaturating,
               g_loss=losses.g_loss_nonsaturating, penalty=None, outputs=discriminator_outputs,
-              amp: bool = False) -> tuple[StepFn, StepFn]:
+              amp: str | bool = False) -> tuple[StepFn, StepFn]:
     """``d_step`` and ``g_step`` for ``fit``, for an unconditional GAN on images or toy points.
 
     Real batches come from ``real`` (``real_sampler``: a device-resident ``data.ImageSet`` is indexed,
-    nothing is copied to the host), G's inputs from ``G.random_inputs`` on G's device. With ``amp``
-    forward passes run in bf16 autocast (losses and penalties in fp32). WGAN-GP is ``d_loss=
+    nothing is copied to the host), G's inputs from ``G.random_inputs`` on G's device. ``amp``
+    (``speed.precision``'s answer) sets the forward passes' arithmetic; losses and penalties are fp32. WGAN-GP is ``d_loss=
     losses.d_loss_wasserstein, g_loss=losses.g_loss_wasserstein, penalty=..., outputs=critic_outputs``.
     """
     device = _device(G)
-    sample, ctx = real_sampler(real, device), autocast(device, amp)
+    sample, ctx = real_sampler(real, device), amp_context(device, amp, opt_G, opt_D)
 
     def d_step():
         x_real, x_fake = sample(batch_size), fakes(G, batch_size, ctx)

@@ -118,7 +118,7 @@ def gp_optimizers(G: nn.Module, D: nn.Module, lr: float = GP_LR, betas=GP_BETAS)
 # ---------------------------------------------------------------------------------------------
 
 
-def clip_steps(G, D, opt_G, opt_D, real, batch_size: int, *, c: float = CLIP, amp: bool = False):
+def clip_steps(G, D, opt_G, opt_D, real, batch_size: int, *, c: float = CLIP, amp: str | bool = False):
     """``d_step`` and ``g_step`` of WGAN with weight clipping, for ``fit`` (use ``clip_schedule``
     for n_critic and the warm-up): the critic maximises E[D(x)] - E[D(G(z))], then every parameter
     is clamped to [-c, c]; G minimises -E[D(G(z))]. ``real``: anything ``train.real_sampler`` takes.
@@ -134,7 +134,7 @@ def clip_steps(G, D, opt_G, opt_D, real, batch_size: int, *, c: float = CLIP, am
     return clipped_d_step, g_step
 
 
-def gp_steps(G, D, opt_G, opt_D, real, batch_size: int, *, weight: float = GP_WEIGHT, amp: bool = False):
+def gp_steps(G, D, opt_G, opt_D, real, batch_size: int, *, weight: float = GP_WEIGHT, amp: str | bool = False):
     """``d_step`` and ``g_step`` of WGAN-GP, for ``fit(..., n_critic=5)``: the critic minimises
     E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)|| - 1)^2] (``losses.gradient_penalty``, fp32,
     eager). Refuses a critic with batch norm. Logs ``loss_D`` (without the penalty), ``penalty`` and

@@ -139,6 +139,62 @@ def test_penalties_run_in_fp32_even_inside_bf16_autocast():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in weights)
 
 
+class _FlagRecorder(torch.nn.Module):
+    """A critic that records, in its forward pass and in the backward passes through it, whether TF32 and
+    autocast are on: what a penalty computed in "fp32" must keep off on an Ampere GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.seen = torch.nn.Linear(12, 1), []
+
+    def _record(self, where):
+        self.seen.append((where, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                          torch.is_autocast_enabled("cpu")))
+
+    def forward(self, x):
+        self._record("forward")
+        return self.lin(_Recorded.apply(x.flatten(1), self).square())  # input gradient depends on the weights
+
+
+class _Recorded(torch.autograd.Function):
+    """The identity, recording the flags in every backward pass through it (its backward is itself
+    differentiable through this Function, so the double backward records again)."""
+
+    @staticmethod
+    def forward(ctx, x, recorder):
+        ctx.recorder = recorder
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.recorder._record("backward")
+        return _Recorded.apply(grad, ctx.recorder), None
+
+
+def test_penalties_are_fp32_in_every_pass_after_tune_cuda(monkeypatch):
+    """Forward, first and second backward of R1 and the gradient penalty see TF32 and autocast off, even
+    when the step around them runs under bf16 autocast with TF32 allowed (torch's cuDNN default)."""
+    from ganlib import speed
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        D, x = _FlagRecorder(), torch.randn(4, 3, 2, 2)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            penalty = losses.r1_penalty(D, x) + losses.gradient_penalty(D, x, torch.randn(4, 3, 2, 2))
+        assert {where for where, *_ in D.seen} == {"forward", "backward"}
+        assert all(not tf32 and not cudnn and not amp for _, tf32, cudnn, amp in D.seen)
+        assert torch.backends.cudnn.allow_tf32, "full_fp32 restores the flags after the penalty"
+        speed.tune_cuda()  # what profiles.setup does on CUDA: TF32 off for the optimiser's backward too
+        D.seen.clear()
+        penalty.backward()
+        assert D.lin.weight.grad is not None and D.seen, "the second backward passed through the recorder"
+        assert all(not tf32 and not cudnn for _, tf32, cudnn, _ in D.seen)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
 def test_penalties_differentiate_the_eager_module_behind_a_compiled_wrapper():
     class Compiled(torch.nn.Module):  # what torch.compile returns: the eager module as _orig_mod
         def __init__(self, inner):

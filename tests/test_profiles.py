@@ -26,12 +26,31 @@ def test_auto_follows_the_environment_variable(monkeypatch):
         profiles.resolve("auto")
 
 
-def test_auto_without_environment_follows_cuda(monkeypatch):
+@pytest.mark.parametrize("capability, profile", [((7, 0), "cpu"), ((7, 5), "cpu"), ((8, 0), "gpu"), ((9, 0), "gpu")])
+def test_auto_picks_gpu_on_a_modern_gpu_only(monkeypatch, capability, profile):
+    """A free Colab T4 (7.5) or a V100 (7.0) gets the cpu recipe on the GPU, not an hour-long gpu run."""
     monkeypatch.delenv("GANLIB_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert profiles.resolve() == "gpu"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert profiles.resolve() == profile
+    assert profiles.resolve("gpu") == "gpu"  # asked for by name: always
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert profiles.resolve() == "cpu"
+
+
+def test_setup_on_an_older_gpu_says_why_it_picked_cpu(monkeypatch, capsys):
+    monkeypatch.delenv("GANLIB_PROFILE", raising=False)
+    monkeypatch.delenv(profiles.DEVICE_VAR, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    tuned = []
+    monkeypatch.setattr(profiles.speed, "tune_cuda", lambda: tuned.append(True))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: None)
+    profile, device = profiles.setup("auto", seed=0)
+    out = capsys.readouterr().out
+    assert (profile, device.type) == ("cpu", "cuda") and tuned == [True]
+    assert "Tesla T4 has compute capability 7.5" in out and "shipped weights" in out
 
 
 def test_seed_everything_repeats_every_generator():
