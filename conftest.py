@@ -1,8 +1,9 @@
 """What every pytest run of the course needs, and the nbval run of `make test`, recorded.
 
-Before anything is collected: the smoke profile and a fresh checkpoint folder go into the
-environment, which the notebooks' kernels inherit (lesson 04 finds lesson 03's checkpoints there;
-nothing is written into the working tree).
+Before anything is collected: the smoke profile, a fresh checkpoint folder and the device check go
+into the environment, which the notebooks' kernels inherit (lesson 04 finds lesson 03's checkpoints
+there; nothing is written into the working tree; ``GANLIB_DEVICE_CHECK=1`` makes ``profiles.setup`` run
+every lesson and deck on ``ganlib.devicecheck``'s stand-in GPU, where a CPU/GPU mix-up raises).
 
 `make test` runs, after `python tools/course.py prepare` (papermill injects profile="smoke", seed=3
 into copies of every lesson and deck under build/nbval/, executing nothing):
@@ -30,6 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
 os.environ.setdefault("GANLIB_PROFILE", "smoke")
+os.environ.setdefault("GANLIB_DEVICE_CHECK", "1")  # the kernels run each lesson on a stand-in GPU (ganlib.devicecheck)
 os.environ["GANLIB_CHECKPOINTS"] = tempfile.mkdtemp(prefix="ganlib-checkpoints-")
 
 import course  # noqa: E402  (tools/ is on the path now)

@@ -85,12 +85,13 @@ def _torchvision_root() -> Path:
     root = Path(tempfile.mkdtemp(prefix="fmnist-"))
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for split in ("train", "t10k"):
-        for kind in ("images-idx3", "labels-idx1"):
-            name = f"{split}-{kind}-ubyte"
-            src = next(p for d in (data.data_root() / "fashion-mnist", data.DEBIAN_ROOT / "fashion-mnist")
-                       for p in (d / name, d / f"{name}.gz") if p.exists())
-            with (gzip.open(src) if src.suffix == ".gz" else open(src, "rb")) as f, open(raw / name, "wb") as out:
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        found = data.idx_files("fashion_mnist", split)  # where the lessons find it: data/, a download, Debian's
+        if found is None:
+            raise SystemExit("Fashion-MNIST not found: python -m ganlib.data fashion_mnist (see data/README.md)")
+        for src, kind in zip(found, ("images-idx3", "labels-idx1")):
+            with (gzip.open(src) if src.suffix == ".gz" else open(src, "rb")) as f, \
+                    open(raw / f"{prefix}-{kind}-ubyte", "wb") as out:
                 shutil.copyfileobj(f, out)
     return root
 

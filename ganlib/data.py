@@ -115,7 +115,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10", "celeba")
-DEBIAN_ROOT = Path("/usr/share/datasets")
+DEBIAN_ROOT = Path(os.environ.get("GANLIB_SYSTEM_DATA", "/usr/share/datasets"))  # Debian's packages; the variable: for tests
 DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -229,6 +229,12 @@ def _how_to_get(name: str, searched: list[Path]) -> str:
 
 def _to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
+
+
+def idx_files(name: str, split: str = "train", root=None) -> tuple[Path, Path] | None:
+    """(images, labels) idx files of an MNIST-like set where ``load_images`` finds them (``<root>/fashion-mnist/``,
+    torchvision's download layout ``<root>/FashionMNIST/raw/``, Debian's folder), or None."""
+    return _find_idx(name, split, [data_root(root), DEBIAN_ROOT])
 
 
 def _load_mnist_like(name, split, root, download):

@@ -195,6 +195,7 @@ def keep_generators(directory, run: str, every: int):
     """An ``on_log`` hook for ``train.fit`` that saves G_ema's weights every ``every`` steps."""
     def keep(state):
         if every and state.step % every == 0:
+            Path(directory).mkdir(parents=True, exist_ok=True)
             torch.save(state.G_ema.state_dict(), generator_path(directory, run, state.step))
     return keep
 

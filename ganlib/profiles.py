@@ -29,6 +29,7 @@ from . import speed
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_VAR = "GANLIB_PROFILE"
 DEVICE_VAR = "GANLIB_DEVICE"  # overrides device "auto", e.g. cuda: how `make test-gpu` runs smoke on the GPU
+CHECK_VAR = "GANLIB_DEVICE_CHECK"  # "1" without CUDA: run on ganlib.devicecheck's stand-in GPU (`make test` sets it)
 
 
 def _check(name: str) -> str:
@@ -96,6 +97,10 @@ def setup(profile: str = "auto", seed: int = 0, device: str = "auto") -> tuple[s
     ``speed.tune_cuda`` (cuDNN autotuning; TF32 off, so fp32 penalties are fp32).
     """
     asked, profile = profile, resolve(profile)
+    if os.environ.get(CHECK_VAR, "").strip() == "1" and not torch.cuda.is_available():
+        from . import devicecheck
+
+        devicecheck.enable()  # `make test`: the lesson's device is a stand-in GPU on the CPU (ganlib.devicecheck)
     seed_everything(seed)
     if device == "auto":
         device = os.environ.get(DEVICE_VAR, "").strip() or "auto"

@@ -50,3 +50,26 @@ def test_make_test_gpu_fails_fast_without_a_gpu(tmp_path):
     (tmp_path / "bash").symlink_to("/bin/bash")
     done = subprocess.run(["/usr/bin/make", "gpu-check"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert done.returncode != 0 and "no CUDA device: make test-gpu needs a GPU" in done.stdout + done.stderr
+
+
+def test_make_test_gpu_writes_its_report_even_when_a_smoke_cell_fails(tmp_path):
+    """The smoke run on the GPU failing must not stop the report (the GPU runner's only evidence); make still
+    fails. Every command is a stand-in here: a fake nvidia-smi, and a fake Python whose pytest fails."""
+    bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
+    bin_dir.mkdir()
+    (venv / "bin").mkdir(parents=True)
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: stand-in'\n")
+    calls = tmp_path / "calls.txt"
+    (venv / "bin" / "python").write_text(
+        f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+        'case "$*" in *"-m pytest"*) echo "1 failed, 9 passed"; exit 1;; esac\nexit 0\n')
+    for exe in (bin_dir / "nvidia-smi", venv / "bin" / "python"):
+        exe.chmod(0o755)
+    (venv / ".installed").touch()  # newer than pyproject.toml: nothing to install
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["make", "test-gpu", f"VENV={venv}", "LESSONS=03"], cwd=ROOT, capture_output=True, text=True,
+                          env=env)
+    ran = calls.read_text()
+    assert "tools/gpu_report.py --smoke-log build/test-gpu/smoke.log 03" in ran, done.stdout + done.stderr
+    assert done.returncode != 0, "a failed smoke run still fails make test-gpu"
+    assert "1 failed" in (ROOT / "build" / "test-gpu" / "smoke.log").read_text()

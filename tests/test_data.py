@@ -143,3 +143,24 @@ def test_batches_are_drawn_on_the_device_by_indexing():
     x, y = ds.sample(64, generator=torch.Generator().manual_seed(0))
     assert x.shape == (64, 1, 1, 1) and torch.equal(x.flatten().long(), y)  # images stay paired with labels
     assert len(set(y.tolist())) > 5 and len(ds) == 10
+
+
+def test_the_throughput_benchmark_finds_fashion_mnist_where_torchvision_downloads_it(tmp_path, monkeypatch):
+    """A GPU runner without Debian's package downloads Fashion-MNIST with torchvision (<root>/FashionMNIST/raw/,
+    uncompressed): the lessons find it there, and so must benchmarks/dcgan_throughput.py."""
+    import importlib.util
+
+    monkeypatch.setattr(data, "DEBIAN_ROOT", tmp_path / "nowhere")
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path / "data"))
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 6), ("t10k", 4)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", np.full((n, 28, 28), 7))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    assert data.idx_files("fashion_mnist", "test") == (raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte")
+    spec = importlib.util.spec_from_file_location("dcgan_throughput", data.Path(__file__).parents[1] / "benchmarks" / "dcgan_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    copied = bench._torchvision_root() / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in raw.iterdir())
+    assert data.read_idx(copied / "train-images-idx3-ubyte").shape == (6, 28, 28)

@@ -220,3 +220,34 @@ def test_finished_run_tells_a_shippable_checkpoint_from_the_rest():
     assert not pretrained.finished_run({"step": 6, "meta": {}})                  # no recipe
     assert not pretrained.finished_run({"step": 6})
     assert not pretrained.finished_run({"net.0.weight": torch.zeros(2)})       # a kept generator: a bare state dict
+
+
+def test_lesson_07s_gpu_profile_loads_the_shipped_toys():
+    """Its toys run on the CPU with one recipe in the cpu and gpu profiles: their runs are named without the
+    profile, and the gpu profile loads them by default (it once retrained them on the CPU for half an hour)."""
+    import ast
+
+    import nbformat
+
+    from ganlib import wgan
+
+    cells = [c.source for c in nbformat.read(pretrained.WEIGHTS_DIR.parents[2] / "notebooks" / "07_wgan_gp.ipynb",
+                                             as_version=4).cells if c.cell_type == "code" and "%pip" not in c.source]
+    setup = next(ast.parse(s) for s in cells if "PRESETS = {" in s)
+    def assigns(name):
+        return [n for n in setup.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == name]
+
+    namespace = {"wgan": wgan}
+    exec(compile(ast.Module(assigns("PRESETS"), []), "07", "exec"), namespace)
+    toy = lambda profile: {k: v for k, v in namespace["PRESETS"][profile].items() if k.startswith(("toy_", "clip"))}  # noqa: E731
+    assert toy("gpu") == toy("cpu")
+    (resolve,) = assigns("toy_pretrained")
+    for profile, expected in (("gpu", True), ("cpu", True), ("smoke", False)):
+        scope = {"profile": profile, "pretrained": None}
+        exec(compile(ast.Module([resolve], []), "07", "exec"), scope)
+        assert scope["toy_pretrained"] is expected, profile
+    train_toy = next(n for s in cells for n in ast.parse(s).body if isinstance(n, ast.FunctionDef) and n.name == "train_toy")
+    tag = next(n for n in ast.walk(train_toy) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "tag")
+    assert "profile" not in {n.id for n in ast.walk(tag.value) if isinstance(n, ast.Name)}
+    toys = [k for k in pretrained.manifest() if k.startswith("07_wgan_gp/toy-")]
+    assert toys and not any(f"-{p}-" in k for k in toys for p in ("cpu", "gpu", "smoke"))

@@ -1,0 +1,199 @@
+"""Run a lesson on the CPU as if its device were a GPU, so device mistakes fail on a machine without one.
+
+On a GPU, three mistakes crash a notebook that runs fine on a CPU: a tensor on the GPU meets one on the
+CPU in an operation ("Expected all tensors to be on the same device"); a random draw for the GPU uses a
+CPU ``torch.Generator`` ("Expected a 'cuda' device type for generator"), or the other way round; and a
+GPU tensor is handed to NumPy or matplotlib without ``.cpu()``. ``DeviceCheck`` finds all three on the CPU:
+
+- the lesson's device is ``LESSON_DEVICE``, ``torch.device("cpu", 0)``: CPU memory, but a device object
+  the lesson can only have got from ``profiles.setup``. A tensor created on it (``device=device``) or
+  moved to it (``.to(device)``, a model's ``.to(device)``) is marked as **on the GPU**; one created
+  without a device, or by ``.cpu()``, as **on the host**. Every torch call passes the mark on to its
+  results, and ``x.device`` answers ``LESSON_DEVICE`` for a marked tensor, so library code that
+  creates tensors "on x's device" marks them too;
+- a call that combines a GPU tensor with a host tensor (other than a 0-dim scalar, which CUDA allows)
+  raises ``DeviceMixError``; so does a draw whose generator lives elsewhere than the draw, and NumPy on a
+  GPU tensor. (``torch.load(..., map_location=LESSON_DEVICE)`` loads to the CPU and marks the result.)
+
+``make test`` runs every lesson and deck under it in the smoke profile (``tools/course.py prepare``
+enables it in the copies nbval executes). Tensors of unknown origin (loaded from files, made in C++)
+carry no mark and are never blamed: the check can miss a mistake there, but it does not cry wolf.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+LESSON_DEVICE = torch.device("cpu", 0)  # the stand-in for "cuda": see the module docstring
+GPU, HOST = "gpu", "host"
+_MARK = "_ganlib_home"
+_TRANSFER = {torch.Tensor.to, torch.Tensor.cuda, torch.Tensor.cpu}
+_EXEMPT = {torch.Tensor.copy_, torch.Tensor.__getitem__, torch.Tensor.__setitem__}  # CUDA copies and indexes across
+_TO_NUMPY = {torch.Tensor.numpy, torch.Tensor.__array__}
+
+
+class DeviceMixError(RuntimeError):
+    """What CUDA would have raised: tensors or a generator on two devices, or NumPy on a GPU tensor."""
+
+
+def home(x) -> str | None:
+    """Where the check believes ``x`` lives: ``"gpu"``, ``"host"``, or None (unknown)."""
+    return getattr(x, _MARK, None)
+
+
+def _home_of_device(device) -> str:
+    device = torch.device(device) if isinstance(device, (str, int)) else device
+    return GPU if device.type == "cuda" or device == LESSON_DEVICE else HOST
+
+
+def _mark(out, where: str | None) -> None:
+    if where is None:
+        return
+    for t in tree_flatten(out)[0]:
+        if isinstance(t, torch.Tensor):
+            setattr(t, _MARK, where)
+
+
+def _tensors(args, kwargs) -> list[torch.Tensor]:
+    return [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+
+
+def _name(func) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
+
+
+def _target(func, args, kwargs) -> str | None:
+    """Where a transfer sends its tensor: ``.cpu()`` the host, ``.cuda()`` the GPU, ``.to(...)`` its device
+    (or the home of a tensor it copies the device of); None when ``.to`` changes only the dtype."""
+    if func is torch.Tensor.cpu:
+        return HOST
+    if func is torch.Tensor.cuda:
+        return GPU
+    for a in list(args[1:]) + [kwargs.get("device"), kwargs.get("other")]:
+        if isinstance(a, torch.Tensor):
+            return home(a)
+        if isinstance(a, (torch.device, str)) and not (isinstance(a, str) and a.startswith("torch.")):
+            try:
+                return _home_of_device(a)
+            except RuntimeError:  # a string that is not a device
+                continue
+    return None
+
+
+class _Generator(torch.Generator):
+    """``torch.Generator`` that remembers whether it was made for the lesson's device."""
+
+    def __init__(self, device="cpu"):  # torch's own __new__ made the generator
+        self.ganlib_home = _home_of_device(device)
+
+
+class DeviceCheck(TorchFunctionMode):
+    """The mode that marks, propagates and checks (see the module docstring)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func == torch.Tensor.device.__get__:
+            return LESSON_DEVICE if home(args[0]) == GPU else func(*args)
+        if func == torch.Tensor.data.__set__:
+            func(*args)
+            _mark(args[0], home(args[1]))
+            return None
+        if func in _TO_NUMPY and home(args[0]) == GPU:
+            raise DeviceMixError(f"{_name(func)}: a tensor on the GPU cannot become a NumPy array; call .cpu() first")
+        inputs = _tensors(args, kwargs)
+        self._check_generator(func, args, kwargs, inputs)
+        if func in _TRANSFER:
+            return self._transfer(func, args, kwargs)
+        out = func(*args, **kwargs)
+        if func not in _EXEMPT and any(isinstance(t, torch.Tensor) for t in tree_flatten(out)[0]):
+            self._check_mix(func, inputs)  # (calls that return no tensor, e.g. shape queries, may compare devices)
+        _mark(out, self._home_of_result(kwargs, inputs))
+        return out
+
+    @staticmethod
+    def _home_of_result(kwargs, inputs) -> str | None:
+        if kwargs.get("device") is not None:
+            return _home_of_device(kwargs["device"])
+        homes = {home(t) for t in inputs}
+        if GPU in homes:
+            return GPU
+        return HOST if HOST in homes or not inputs else None  # a factory without a device makes host tensors
+
+    @staticmethod
+    def _check_mix(func, inputs) -> None:
+        homes = {home(t) for t in inputs if t.dim() > 0}
+        if GPU in homes and HOST in homes:
+            shapes = ", ".join(f"{tuple(t.shape)} on the {home(t)}" for t in inputs if home(t) and t.dim() > 0)
+            raise DeviceMixError(f"{_name(func)}: tensors on the GPU and on the host meet ({shapes}); on CUDA this "
+                                 "raises 'Expected all tensors to be on the same device'")
+
+    @staticmethod
+    def _check_generator(func, args, kwargs, inputs) -> None:
+        generator = kwargs.get("generator")
+        if generator is None:
+            return
+        gen_home = getattr(generator, "ganlib_home", _home_of_device(generator.device))
+        if kwargs.get("device") is not None:
+            draw_home = _home_of_device(kwargs["device"])
+        else:
+            draw_home = home(inputs[0]) if inputs else HOST
+        if draw_home is not None and draw_home != gen_home:
+            raise DeviceMixError(f"{_name(func)}: a generator on the {gen_home} draws numbers for the {draw_home}; "
+                                 "on CUDA this raises \"Expected a 'cuda' device type for generator\": draw where "
+                                 "the generator lives, then move the result (ganlib.profiles.draw)")
+
+    @staticmethod
+    def _transfer(func, args, kwargs):
+        out = func(*args, **kwargs)
+        where = _target(func, args, kwargs)
+        if where is None:
+            where = home(args[0])
+        elif out is args[0]:  # no copy was needed on the CPU: a new tensor object, so the source keeps its mark
+            out = out.view_as(out) if not out.is_sparse else out.clone()
+        _mark(out, where)
+        return out
+
+
+def _load(load):
+    """``torch.load`` that reads ``map_location=LESSON_DEVICE`` as the CPU and marks what it loaded as on the GPU."""
+    def wrapped(*args, map_location=None, **kwargs):
+        if not isinstance(map_location, (str, torch.device)) or _home_of_device(map_location) == HOST:
+            return load(*args, map_location=map_location, **kwargs)
+        out = load(*args, map_location="cpu", **kwargs)
+        _mark(out, GPU)
+        return out
+    return wrapped
+
+
+def _parameter_new(new):
+    """``nn.Parameter.__new__`` that gives the parameter its data's mark (a deep copy of a model, G_ema, makes
+    its parameters this way, out of the mode's sight)."""
+    def wrapped(cls, data=None, requires_grad=True):
+        param = new(cls, data, requires_grad)
+        _mark(param, home(data))
+        return param
+    return wrapped
+
+
+_active: DeviceCheck | None = None
+
+
+def enable() -> None:
+    """Check every torch call from now on in this process, and make ``profiles.setup`` hand out
+    ``LESSON_DEVICE`` (through ``GANLIB_DEVICE``). For the copies of the lessons that ``make test`` runs."""
+    global _active
+    if _active is not None:
+        return
+    os.environ["GANLIB_DEVICE"] = f"{LESSON_DEVICE.type}:{LESSON_DEVICE.index}"
+    torch.Generator, torch.load = _Generator, _load(torch.load)
+    torch.nn.Parameter.__new__ = _parameter_new(torch.nn.Parameter.__new__)
+    _active = DeviceCheck()
+    _active.__enter__()
+
+
+def enabled() -> bool:
+    return _active is not None
