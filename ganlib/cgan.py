@@ -141,7 +141,7 @@ def conditional_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: str |
         z, y = G.random_inputs(batch_size, device)
         with ctx:
             x_fake = G(z, y)
-        return train.generator_step(lambda x: D(x, y), opt_G, losses.g_loss_nonsaturating, x_fake, ctx)
+        return train.generator_step(lambda x: D(x, y), opt_G, losses.g_loss_nonsaturating, x_fake, ctx, freeze=D)
 
     return d_step, g_step
 
@@ -167,7 +167,7 @@ def acgan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, amp: str | bool 
 
     def g_step():
         z, y = G.random_inputs(batch_size, device)
-        with ctx:
+        with train.frozen(D), ctx:  # no gradient for D's weights in G's step
             s_fake, c_fake = D(G(z, y))
         adv, cls = losses.g_loss_nonsaturating(s_fake.float()), F.cross_entropy(c_fake.float(), y)
         train.update(opt_G, adv + cls)

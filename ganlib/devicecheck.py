@@ -26,14 +26,14 @@ import os
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
 LESSON_DEVICE = torch.device("cpu", 0)  # the stand-in for "cuda": see the module docstring
 GPU, HOST = "gpu", "host"
 _MARK = "_ganlib_home"
 _TRANSFER = {torch.Tensor.to, torch.Tensor.cuda, torch.Tensor.cpu}
 _EXEMPT = {torch.Tensor.copy_, torch.Tensor.__getitem__, torch.Tensor.__setitem__}  # CUDA copies and indexes across
-_TO_NUMPY = {torch.Tensor.numpy, torch.Tensor.__array__}
+_DEVICE_GET, _DATA_SET = torch.Tensor.device.__get__, torch.Tensor.data.__set__
+_SPECIAL = {_DEVICE_GET, _DATA_SET, torch.Tensor.numpy, torch.Tensor.__array__}  # x.device, x.data = y, NumPy
 
 
 class DeviceMixError(RuntimeError):
@@ -50,16 +50,28 @@ def _home_of_device(device) -> str:
     return GPU if device.type == "cuda" or device == LESSON_DEVICE else HOST
 
 
+def _flat(values):
+    """The tensors among ``values`` and inside the lists, tuples and dicts among them (two levels: what torch's
+    signatures take, e.g. ``torch.cat([x, y])``, a state dict). Faster than a full pytree walk, which matters:
+    this runs at every torch call."""
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from (t for t in v if isinstance(t, torch.Tensor))
+        elif isinstance(v, dict):
+            yield from (t for t in v.values() if isinstance(t, torch.Tensor))
+
+
 def _mark(out, where: str | None) -> None:
     if where is None:
         return
-    for t in tree_flatten(out)[0]:
-        if isinstance(t, torch.Tensor):
-            setattr(t, _MARK, where)
+    for t in _flat((out,)):
+        setattr(t, _MARK, where)
 
 
 def _tensors(args, kwargs) -> list[torch.Tensor]:
-    return [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+    return list(_flat(args)) + (list(_flat(kwargs.values())) if kwargs else [])
 
 
 def _name(func) -> str:
@@ -96,46 +108,52 @@ class DeviceCheck(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func == torch.Tensor.device.__get__:
-            return LESSON_DEVICE if home(args[0]) == GPU else func(*args)
-        if func == torch.Tensor.data.__set__:
-            func(*args)
-            _mark(args[0], home(args[1]))
-            return None
-        if func in _TO_NUMPY and home(args[0]) == GPU:
-            raise DeviceMixError(f"{_name(func)}: a tensor on the GPU cannot become a NumPy array; call .cpu() first")
+        if func in _SPECIAL:
+            return self._special(func, args)
         inputs = _tensors(args, kwargs)
-        self._check_generator(func, args, kwargs, inputs)
+        if kwargs.get("generator") is not None:
+            self._check_generator(func, kwargs, inputs)
         if func in _TRANSFER:
             return self._transfer(func, args, kwargs)
         out = func(*args, **kwargs)
-        if func not in _EXEMPT and any(isinstance(t, torch.Tensor) for t in tree_flatten(out)[0]):
-            self._check_mix(func, inputs)  # (calls that return no tensor, e.g. shape queries, may compare devices)
-        _mark(out, self._home_of_result(kwargs, inputs))
+        gpu = host = big_gpu = big_host = False  # one pass over the inputs: their marks, and those of >0-dim ones
+        for t in inputs:
+            mark = getattr(t, _MARK, None)
+            if mark is None:
+                continue
+            big = t.dim() > 0
+            if mark == GPU:
+                gpu, big_gpu = True, big_gpu or big
+            else:
+                host, big_host = True, big_host or big
+        if big_gpu and big_host and func not in _EXEMPT and next(_flat((out,)), None) is not None:
+            self._mix_error(func, inputs)  # (calls that return no tensor, e.g. shape queries, may compare devices)
+        device = kwargs.get("device")
+        where = _home_of_device(device) if device is not None else GPU if gpu else HOST if host or not inputs else None
+        _mark(out, where)  # a factory without a device makes host tensors
         return out
 
     @staticmethod
-    def _home_of_result(kwargs, inputs) -> str | None:
-        if kwargs.get("device") is not None:
-            return _home_of_device(kwargs["device"])
-        homes = {home(t) for t in inputs}
-        if GPU in homes:
-            return GPU
-        return HOST if HOST in homes or not inputs else None  # a factory without a device makes host tensors
+    def _special(func, args):
+        if func == _DEVICE_GET:
+            return LESSON_DEVICE if home(args[0]) == GPU else func(*args)
+        if func == _DATA_SET:
+            func(*args)
+            _mark(args[0], home(args[1]))
+            return None
+        if home(args[0]) == GPU:  # NumPy
+            raise DeviceMixError(f"{_name(func)}: a tensor on the GPU cannot become a NumPy array; call .cpu() first")
+        return func(*args)
 
     @staticmethod
-    def _check_mix(func, inputs) -> None:
-        homes = {home(t) for t in inputs if t.dim() > 0}
-        if GPU in homes and HOST in homes:
-            shapes = ", ".join(f"{tuple(t.shape)} on the {home(t)}" for t in inputs if home(t) and t.dim() > 0)
-            raise DeviceMixError(f"{_name(func)}: tensors on the GPU and on the host meet ({shapes}); on CUDA this "
-                                 "raises 'Expected all tensors to be on the same device'")
+    def _mix_error(func, inputs) -> None:
+        shapes = ", ".join(f"{tuple(t.shape)} on the {home(t)}" for t in inputs if home(t) and t.dim() > 0)
+        raise DeviceMixError(f"{_name(func)}: tensors on the GPU and on the host meet ({shapes}); on CUDA this "
+                             "raises 'Expected all tensors to be on the same device'")
 
     @staticmethod
-    def _check_generator(func, args, kwargs, inputs) -> None:
-        generator = kwargs.get("generator")
-        if generator is None:
-            return
+    def _check_generator(func, kwargs, inputs) -> None:
+        generator = kwargs["generator"]
         gen_home = getattr(generator, "ganlib_home", _home_of_device(generator.device))
         if kwargs.get("device") is not None:
             draw_home = _home_of_device(kwargs["device"])

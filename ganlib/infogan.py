@@ -200,7 +200,7 @@ def infogan_steps(G, D, opt_G, opt_D, images, batch_size: int, *, info_weight: f
 
     def g_step():
         z, c_cat, c_cont = G.random_inputs(batch_size, device)
-        with ctx:
+        with train.frozen(D), ctx:  # the gradient reaches G through D and Q; their weights get none here
             s_fake, q_cat, q_cont = D(G(z, c_cat, c_cont))
         adv = losses.g_loss_nonsaturating(s_fake.float())
         info = info_loss(q_cat.float(), q_cont.float(), c_cat, c_cont, continuous_weight)

@@ -24,10 +24,13 @@ DCGAN = ``dcgan.Generator`` + ``dcgan.Discriminator``; + SN in D = ``Discriminat
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from . import dcgan, layers, train
+from . import dcgan, layers, losses, train
 
 LARGEST = "largest"  # attention_at's default: the largest feature map below the image
 
@@ -95,6 +98,7 @@ LESSON_08 = {  # lesson 08's training settings per profile, one budget for every
     "cpu": dict(steps=1000, batch_size=64, width=32, limit=None, log_every=50),
     "gpu": dict(steps=10_000, batch_size=64, width=64, limit=None, log_every=250),
 }
+LONG_08 = dict(LESSON_08["cpu"], steps=10_000, log_every=250)  # the long runs the course ships: the cpu recipe, 10x longer
 
 
 def run_name(dataset: str, profile: str, seed: int, width: int, batch_size: int, variant: str) -> str:
@@ -143,3 +147,52 @@ def attention_maps(model: nn.Module, *inputs) -> tuple[torch.Tensor, torch.Tenso
     B, _, H, W = found["shape"]
     h, w = (H // 2, W // 2) if block.pool else (H, W)
     return out, found["beta"].reshape(B, H, W, h, w)  # (B, HW, hw) -> (B, H, W, h, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 08's ablation, kept here for its deck and its long runs
+# ---------------------------------------------------------------------------------------------
+
+
+def hinge_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a hinge D's step logs: its mean scores, and the share of samples past the margin."""
+    r, f = d_real.detach().float(), d_fake.detach().float()
+    return {"score(x)": r.mean(), "score(G(z))": f.mean(), "past margin": ((r > 1).float().mean() + (f < -1).float().mean()) / 2}
+
+
+def logging_sigmas(d_step, state: train.GANState, every: int):
+    """``d_step``, plus sigma of every weight of D (``layers.sigmas``) once per logged row of ``fit``."""
+    def step():
+        logs = d_step()
+        if (state.step + 1) % every == 0:  # the last D step before fit logs this row
+            logs.update({f"sigma {k}": torch.tensor(v) for k, v in layers.sigmas(state.D).items()})
+        return logs
+    return step
+
+
+VARIANTS = {  # the ablation, one idea at a time: name -> (G, D, optimisers, hinge loss?)
+    "DCGAN": (dcgan.Generator, dcgan.Discriminator, dcgan.optimizers, False),
+    "+ SN in D": (dcgan.Generator, functools.partial(Discriminator, attention_at=None), dcgan.optimizers, False),
+    "+ hinge, TTUR": (dcgan.Generator, functools.partial(Discriminator, attention_at=None), optimizers, True),
+    "SAGAN": (Generator, Discriminator, optimizers, True),
+}
+
+
+def train_variant(name: str, images, recipe: dict, seed: int, *, directory, run: str, z_dim: int = 100,
+                  amp: str | bool = False, keep_every: int = 0, pretrained: bool = False) -> train.GANState:
+    """One run of the ablation (``VARIANTS[name]``) seeded with ``seed``: one D step per G step, EMA 0.995,
+    sigma of D logged, checkpoint ``<run>.pt`` in ``directory`` (resumed if present), G_ema kept every
+    ``keep_every`` steps (0: none). ``recipe``: steps, batch_size, width, limit, log_every."""
+    make_G, make_D, make_opt, hinge = VARIANTS[name]
+    torch.manual_seed(seed)
+    G = make_G(images.shape, z_dim, recipe["width"]).to(images.x.device)
+    D = make_D(images.shape, recipe["width"]).to(images.x.device)
+    opt_G, opt_D = make_opt(G, D)
+    state = train.GANState.with_ema(G, D, opt_G, opt_D)
+    kind = dict(d_loss=losses.d_loss_hinge, g_loss=losses.g_loss_hinge, outputs=hinge_outputs) if hinge else {}
+    d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, images, recipe["batch_size"], amp=amp, **kind)
+    train.fit(state, logging_sigmas(d_step, state, recipe["log_every"]), g_step, recipe["steps"], ema_beta=0.995,
+              log_every=recipe["log_every"], checkpoint=Path(directory) / f"{run}.pt",
+              checkpoint_every=recipe["steps"] // 2, progress=False, on_log=dcgan.keep_generators(directory, run, keep_every),
+              recipe=recipe, pretrained=pretrained)
+    return state

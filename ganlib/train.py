@@ -64,7 +64,7 @@ from .checkpoint import load as load_checkpoint, save as save_checkpoint
 from .health import Health, check as health  # noqa: F401  (train.health: the name lessons use)
 from .updates import (  # noqa: F401  the step pieces, under the names lessons use (train.gan_steps, ...)
     NO_AUTOCAST, StepFn, adam, critic_outputs, discriminator_outputs, discriminator_step, fakes, gan_steps,
-    fused_adam, generator_step, lazy_adam_settings, real_sampler, update)
+    frozen, fused_adam, generator_step, lazy_adam_settings, real_sampler, update)
 
 
 

@@ -107,9 +107,26 @@ def discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx=NO_AUTOCAST, *, pen
     return logs
 
 
-def generator_step(D, opt_G, g_loss, x_fake, ctx=NO_AUTOCAST) -> dict[str, torch.Tensor]:
-    """One update of G on ``g_loss(D(x_fake))``; D's parameters get gradients but are not stepped."""
-    with ctx:
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """``module``'s parameters with ``requires_grad`` off inside the block, restored after. D's forward pass in
+    G's step then records no graph to D's weights, so G's backward skips gradients it would throw away (as
+    NVlabs' StyleGAN2 toggles ``requires_grad`` per phase); gradients still flow through D to its input."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def generator_step(D, opt_G, g_loss, x_fake, ctx=NO_AUTOCAST, *, freeze: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """One update of G on ``g_loss(D(x_fake))``. D's parameters are ``frozen`` for its forward pass (``D``
+    itself when it is a module, else ``freeze``: the module behind a callable such as ``lambda x: D(x, y)``),
+    so they get no gradient and are not stepped."""
+    module = D if isinstance(D, nn.Module) else freeze
+    with frozen(module) if module is not None else contextlib.nullcontext(), ctx:
         d_fake = D(x_fake)
     loss = g_loss(d_fake.float())
     update(opt_G, loss)

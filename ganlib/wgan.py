@@ -23,6 +23,7 @@ and eager (a double backward: no bf16, no ``torch.compile``), whatever ``amp`` s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -106,6 +107,7 @@ LESSON_07 = {  # lesson 07's WGAN-GP run on Fashion-MNIST, per profile (steps ar
     "cpu": dict(steps=600, batch_size=64, width=32, limit=None, log_every=30),
     "gpu": dict(steps=5000, batch_size=64, width=64, limit=None, log_every=100),
 }
+LONG_07 = dict(LESSON_07["cpu"], steps=8000, log_every=100)  # the long run the course ships: the cpu recipe, 13x longer
 
 
 def gp_optimizers(G: nn.Module, D: nn.Module, lr: float = GP_LR, betas=GP_BETAS):
@@ -148,6 +150,26 @@ def gp_steps(G, D, opt_G, opt_D, real, batch_size: int, *, weight: float = GP_WE
 
     return train.gan_steps(G, D, opt_G, opt_D, real, batch_size, d_loss=losses.d_loss_wasserstein,
                            g_loss=losses.g_loss_wasserstein, penalty=penalty, outputs=train.critic_outputs, amp=amp)
+
+
+def train_wgan_gp(images, recipe: dict, *, directory, run: str, z_dim: int = 100, amp: str | bool = False,
+                  keep_every: int | None = None, progress: bool = True, pretrained: bool = False) -> train.GANState:
+    """Lesson 07's WGAN-GP on images in one call (seed torch first): lesson 03's G, a layer-norm critic
+    (``critic(..., dcgan.down_layernorm)``), ``gp_optimizers``, N_CRITIC critic steps per G step, an EMA of
+    G (beta 0.995), checkpoint ``<run>.pt`` (resumed if present) and G_ema kept every ``keep_every`` steps
+    (default: a tenth of the run). ``recipe``: batch_size, width, limit, log_every, steps."""
+    steps, device = recipe["steps"], images.x.device
+    G = dcgan.Generator(images.shape, z_dim, recipe["width"]).to(device)
+    D = critic(images.shape, recipe["width"], dcgan.down_layernorm).to(device)
+    opt_G, opt_D = gp_optimizers(G, D)
+    state = train.GANState.with_ema(G, D, opt_G, opt_D)
+    d_step, g_step = gp_steps(G, D, opt_G, opt_D, images, recipe["batch_size"], amp=amp)
+    keep = max(steps // 10, 1) if keep_every is None else keep_every
+    train.fit(state, d_step, g_step, steps, n_critic=N_CRITIC, ema_beta=0.995, log_every=recipe["log_every"],
+              checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=max(steps // 4, 1), progress=progress,
+              on_log=dcgan.keep_generators(directory, run, keep), recipe={k: v for k, v in recipe.items() if k != "steps"},
+              pretrained=pretrained)
+    return state
 
 
 # ---------------------------------------------------------------------------------------------

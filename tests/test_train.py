@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import toy_gan as toy
-from ganlib import losses, train
+from ganlib import data, losses, train
 
 
 def test_no_gradient_reaches_g_in_the_d_step():
@@ -325,3 +325,29 @@ def test_health_says_when_it_had_nothing_to_check():
     history.add(10, {"loss_D": 1.0, "loss_G": 1.0}, 0.1)
     h = train.health(history)
     assert h.checked == [] and "no warning signs" not in str(h) and "checked: nothing" in str(h)
+
+
+def test_g_step_freezes_d_and_computes_the_same_update():
+    """G's step gives D's weights no gradient (it would throw them away) and moves G exactly as the unfrozen
+    step does; afterwards D trains again."""
+    from ganlib import cgan, dcgan
+
+    torch.manual_seed(0)
+    G, D = dcgan.Generator((1, 28, 28), 8, 4), dcgan.Discriminator((1, 28, 28), 4)
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    opt_G, opt_G2 = dcgan.optimizers(G, D)[0], dcgan.optimizers(G2, D2)[0]
+    z = torch.randn(6, 8)
+    train.generator_step(D, opt_G, losses.g_loss_nonsaturating, G(z))
+    assert all(p.grad is None for p in D.parameters()) and all(p.requires_grad for p in D.parameters())
+    loss = losses.g_loss_nonsaturating(D2(G2(z)).float())  # the unfrozen step, by hand
+    train.update(opt_G2, loss)
+    assert all(p.grad is not None for p in D2.parameters())
+    for a, b in zip(G.parameters(), G2.parameters()):
+        torch.testing.assert_close(a, b)
+    C, CD = cgan.Generator((1, 28, 28), 10, 8, 4), cgan.ProjectionDiscriminator((1, 28, 28), 10, 4)
+    d_step, g_step = cgan.conditional_steps(C, CD, *dcgan.optimizers(C, CD),
+                                             data.ImageSet(torch.zeros(8, 1, 28, 28), torch.arange(8) % 10, tuple("abcdefghij"), "x"), 4)
+    g_step()
+    assert all(p.grad is None for p in CD.parameters()), "the conditional G step freezes the module behind its lambda"
+    d_step()
+    assert any(p.grad is not None for p in CD.parameters())

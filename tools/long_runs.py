@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import torch  # noqa: E402
 
-from ganlib import data, dcgan, speed, stylegan, stylegan_look  # noqa: E402
+from ganlib import data, dcgan, sagan, speed, stylegan, stylegan_look, wgan  # noqa: E402
 
 CHECKPOINTS = ROOT / "build" / "weights" / "checkpoints"  # tools/weights.py's CHECKPOINTS: pack finds them there
 SEED = 0
@@ -79,6 +79,20 @@ def _train_dcgan(spec: LongRun, device, amp: bool) -> None:
                       width=r["width"], log_every=r["log_every"], amp=amp, recipe=r, keep_every=spec.keep_every)
 
 
+def _train_wgan_gp(spec: LongRun, device, amp: bool) -> None:
+    fashion = _fashion(device, spec.recipe["limit"])
+    torch.manual_seed(SEED)
+    wgan.train_wgan_gp(fashion, spec.recipe, directory=spec.directory, run=spec.run, amp=amp, keep_every=spec.keep_every)
+
+
+def _sagan_variant(name: str, seed: int):
+    def train_it(spec: LongRun, device, amp) -> None:
+        fashion = _fashion(device, spec.recipe["limit"])
+        sagan.train_variant(name, fashion, spec.recipe, seed, directory=spec.directory, run=spec.run, amp=amp,
+                            keep_every=spec.keep_every)
+    return train_it
+
+
 def _stylegan_sample(G, n):
     x = stylegan_look.sample(G, n, 1.0, generator=torch.Generator().manual_seed(0))
     return stylegan.crop_images(x.clamp(-1, 1))
@@ -101,6 +115,13 @@ RUNS = {
                            lambda r: stylegan.Generator(stylegan.lesson_config(r)).eval()),
     "09-dcgan": LongRun("09_stylegan", f"fashion_mnist-long-seed{SEED}-w64-b64", DCGAN_LONG_09, 2000,
                         _train_dcgan, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),
+    "07-wgan-gp": LongRun("07_wgan_gp", f"fashion_mnist-wgan_gp-long-seed{SEED}-{wgan.LONG_07['steps']}", wgan.LONG_07, 800,
+                          _train_wgan_gp, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),
+    **{f"08-{sagan.run_name('', '', seed, 0, 0, name).split('-b0-')[1]}-seed{seed}":  # 08-DCGAN-seed0, 08-hinge-TTUR-seed1, ...
+       LongRun("08_sagan", sagan.run_name("fashion_mnist", "long", seed, sagan.LONG_08["width"], sagan.LONG_08["batch_size"], name),
+               sagan.LONG_08, 1000, _sagan_variant(name, seed), _dcgan_sample,
+               lambda r, name=name: sagan.VARIANTS[name][0]((1, 28, 28), 100, r["width"]))
+       for seed in (0, 1) for name in sagan.VARIANTS},
 }
 
 
