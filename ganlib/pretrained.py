@@ -336,11 +336,23 @@ def finished_run(blob: dict) -> bool:
     return "step" in blob and bool(recipe) and blob["step"] == recipe["steps"]
 
 
-def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] = (), **about) -> tuple[str, dict]:
+def with_column(history: dict, key: str, values: Mapping[int, float]) -> dict:
+    """A history (``train.History.state_dict()``) with one more column, ``values`` by step at its logged steps
+    and NaN elsewhere: e.g. the FID of the generators kept along a run, measured after it."""
+    missing = sorted(set(values) - set(history["steps"]))
+    if missing:
+        raise ValueError(f"steps {missing} were not logged (logged: {history['steps'][:3]} ...)")
+    column = [float(values.get(step, float("nan"))) for step in history["steps"]]
+    return {**history, "values": {**history["values"], key: column}}
+
+
+def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] = (),
+         columns: Mapping[str, Mapping[int, float]] | None = None, **about) -> tuple[str, dict]:
     """Write the compact shipped file of a finished local checkpoint (one ``train.fit_schedule`` wrote
     with a recipe) under ``directory``; return (its key, its manifest entry). ``kept``: at which fractions
     of the run the generators kept along it (``dcgan.keep_generators``) are shipped too, e.g. (0.1, 0.3);
-    the run's end comes with them. ``about``: e.g. minutes, device, stored in the entry."""
+    the run's end comes with them. ``columns``: history columns measured after training, by step
+    (``with_column``). ``about``: e.g. minutes, device, stored in the entry."""
     checkpoint = Path(checkpoint)
     full = torch.load(checkpoint, map_location="cpu", weights_only=True)
     meta = full.get("meta") or {}
@@ -353,7 +365,10 @@ def pack(checkpoint: str | os.PathLike, directory=None, kept: tuple[float, ...] 
     out.parent.mkdir(parents=True, exist_ok=True)
     extras = {k: v.half() if v.is_floating_point() else v for k, v in full["extras"].items() if isinstance(v, torch.Tensor)}
     kept_models = _kept(checkpoint, full["step"], kept)
-    torch.save({"step": full["step"], "models": models, "history": _history(full["history"]), "extras": extras,
+    history = full["history"]
+    for name, values in (columns or {}).items():
+        history = with_column(history, name, values)
+    torch.save({"step": full["step"], "models": models, "history": _history(history), "extras": extras,
                 "kept": kept_models}, out)
     entry = {"file": f"{key}.pt", "sha256": sha256(out), "bytes": out.stat().st_size, "recipe": meta["recipe"],
              "fingerprint": {name: fingerprint(full[name]) for name in models},

@@ -251,3 +251,20 @@ def test_lesson_07s_gpu_profile_loads_the_shipped_toys():
     assert "profile" not in {n.id for n in ast.walk(tag.value) if isinstance(n, ast.Name)}
     toys = [k for k in pretrained.manifest() if k.startswith("07_wgan_gp/toy-")]
     assert toys and not any(f"-{p}-" in k for k in toys for p in ("cpu", "gpu", "smoke"))
+
+
+def test_a_column_measured_after_training_ships_in_the_history(tmp_path):
+    """The FID of generators kept along a long run, measured afterwards, travels in the shipped history
+    (the lessons draw FID against minutes from it); a step that was never logged is refused."""
+    state, ckpt = finished_run(tmp_path)
+    logged = state.history.steps  # 2, 4, 6
+    out = tmp_path / "weights"
+    key, entry = pretrained.pack(ckpt, out, columns={"FID": {2: 30.0, 6: 12.5}})
+    pretrained.write_manifest({key: entry}, out)
+    fresh = make_state()
+    pretrained.load_into(entry, fresh, out)
+    steps, fids = fresh.history.series("FID")
+    assert logged == [2, 4, 6] and steps == [2, 6] and fids == [30.0, 12.5]
+    assert fresh.history.series("loss_D")[0] == logged  # the other columns are untouched
+    with pytest.raises(ValueError, match=r"steps \[5\] were not logged"):
+        pretrained.pack(ckpt, out, columns={"FID": {5: 1.0}})

@@ -107,13 +107,11 @@ def _dcgan_sample(G, n):
     return classifier.apply_batched(G, z)
 
 
-DCGAN_LONG_09 = dict(batch_size=64, width=64, log_every=100, limit=None, steps=40_000)  # lesson 03's cpu recipe, 8x longer
-
 RUNS = {
-    "09-stylegan": LongRun("09_stylegan", f"fashion_mnist32-long-seed{SEED}-c64-b32", stylegan.LONG_09, 1000,
+    "09-stylegan": LongRun("09_stylegan", stylegan.LONG_09_RUN, stylegan.LONG_09, 1000,
                            _train_stylegan, _stylegan_sample,
                            lambda r: stylegan.Generator(stylegan.lesson_config(r)).eval()),
-    "09-dcgan": LongRun("09_stylegan", f"fashion_mnist-long-seed{SEED}-w64-b64", DCGAN_LONG_09, 2000,
+    "09-dcgan": LongRun("09_stylegan", stylegan.DCGAN_LONG_09_RUN, stylegan.DCGAN_LONG_09, 2000,
                         _train_dcgan, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),
     "07-wgan-gp": LongRun("07_wgan_gp", f"fashion_mnist-wgan_gp-long-seed{SEED}-{wgan.LONG_07['steps']}", wgan.LONG_07, 800,
                           _train_wgan_gp, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),

@@ -175,8 +175,11 @@ def build(lesson: str, judge: Judge, resume: bool = False) -> dict[str, dict]:
 
     import papermill as pm
 
-    if not resume:
-        shutil.rmtree(CHECKPOINTS / lesson, ignore_errors=True)
+    if not resume:  # a fresh folder, but for the long runs (tools/long_runs.py), which the lesson does not train
+        keep = long_run_names(lesson)
+        for path in (CHECKPOINTS / lesson).glob("*") if (CHECKPOINTS / lesson).exists() else []:
+            if not any(path.name.startswith(f"{run}.") or path.name.startswith(f"{run}-") for run in keep):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
     os.environ["GANLIB_CHECKPOINTS"] = str(CHECKPOINTS)
     out = ROOT / "build" / "weights" / f"{lesson}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -195,8 +198,10 @@ def pack(lesson: str, judge: Judge) -> dict[str, dict]:
         if not pretrained.finished_run(blob):
             continue  # kept generators, unfinished or recipe-less runs
         minutes = round(sum(blob["history"]["seconds"]) / 60, 2)
-        key, entry = pretrained.pack(ckpt, kept=quality_of(f"{lesson}/{ckpt.stem}").kept, minutes=minutes, device=_device(),
-                                     torch=torch.__version__, built=time.strftime("%Y-%m-%d"), parameters=BUILD_PARAMETERS)
+        long = ckpt.stem in long_run_names(lesson)
+        key, entry = pretrained.pack(ckpt, kept=quality_of(f"{lesson}/{ckpt.stem}").kept, minutes=minutes,
+                                     device=_device(long), torch=torch.__version__, built=time.strftime("%Y-%m-%d"),
+                                     parameters=LONG_PARAMETERS if long else BUILD_PARAMETERS, columns=_curve(ckpt))
         entries[key] = entry
     if not entries:
         raise SystemExit(f"{lesson}: no finished run with a recipe in {CHECKPOINTS / lesson}; run `tools/weights.py build {lesson}`")
@@ -216,10 +221,32 @@ def _measured(lesson: str, entries: dict[str, dict], judge: Judge) -> dict[str, 
     return entries
 
 
-def _device() -> str:
+def _device(long: bool = False) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), None) if Path("/proc/cpuinfo").exists() else None
-    return f"{cpu or platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    threads = "1 thread, beside another run (tools/long_runs.py)" if long else f"{torch.get_num_threads()} threads"
+    return f"{cpu or platform.processor() or platform.machine()}, {threads}"
+
+
+LONG_PARAMETERS = {"tool": "tools/long_runs.py", "seed": 0, "threads": 1}
+
+
+def long_run_names(lesson: str) -> set[str]:
+    """The runs of ``lesson`` that tools/long_runs.py trains (the lesson itself only loads them)."""
+    import long_runs
+
+    return {spec.run for spec in long_runs.RUNS.values() if spec.lesson == lesson}
+
+
+def _curve(checkpoint: Path) -> dict[str, dict[int, float]] | None:
+    """The measurements along a long run (``long_runs.py curve``) as history columns, by step; None if none."""
+    import json
+
+    path = checkpoint.parent / f"{checkpoint.stem}-curve.json"
+    if not path.exists():
+        return None
+    found = {int(step): values for step, values in json.loads(path.read_text()).items()}
+    return {name: {step: v[name] for step, v in found.items()} for name in ("FID", "min_class_share", "confidence")}
 
 
 def check(judge: Judge) -> list[tuple[str, ...]]:
