@@ -228,3 +228,11 @@ def precision_recall(feat_real, feat_fake, k: int = 3) -> tuple[float, float]:
     precision = in_manifold(fake, real, knn_radii(real, k)).double().mean()
     recall = in_manifold(real, fake, knn_radii(fake, k)).double().mean()
     return float(precision), float(recall)
+
+
+def roughness(x: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels of images (B, C, H, W), across rows and down
+    columns: (mean |x[..., i, j+1] - x[..., i, j]| + mean |x[..., i+1, j] - x[..., i, j]|) / 2. A speckled
+    ("salt and pepper") texture raises it; compare it with real images' (lesson 09)."""
+    x = x.double()
+    return float(((x[..., :, 1:] - x[..., :, :-1]).abs().mean() + (x[..., 1:, :] - x[..., :-1, :]).abs().mean()) / 2)

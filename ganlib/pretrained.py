@@ -227,10 +227,13 @@ def restore(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=
         print(f"pretrained: {why}")
         return False
     load_into(entry, state, directory)
-    where = f"{entry['minutes']:.1f} min on {entry['device']}" if "minutes" in entry else "the course's run"
-    print(f"pretrained: loaded the shipped weights {entry['file']} ({state.step} steps, trained in {where}); "
-          "skipping training (pretrained=False trains)")
+    _say_loaded(entry, state, "skipping training (pretrained=False trains)")
     return True
+
+
+def _say_loaded(entry: dict, state, then: str) -> None:
+    where = f"{entry['minutes']:.1f} min on {entry['device']}" if "minutes" in entry else "the course's run"
+    print(f"pretrained: loaded the shipped weights {entry['file']} ({state.step} steps, trained in {where}); {then}")
 
 
 def lesson_run(checkpoint, state, steps: int, recipe: Mapping[str, Any], directory=None) -> str | None:
@@ -240,6 +243,7 @@ def lesson_run(checkpoint, state, steps: int, recipe: Mapping[str, Any], directo
     entry, _ = lookup(checkpoint, steps, recipe, directory)
     if entry is not None:
         load_into(entry, state, directory)
+        _say_loaded(entry, state, "nothing trained")
         return "shipped weights"
     if Path(checkpoint).exists() and torch.load(checkpoint, map_location="cpu", weights_only=True)["step"] >= steps:
         load_checkpoint(checkpoint, state)

@@ -217,3 +217,11 @@ def test_precision_recall_of_identical_far_and_partial_sets():
     assert p_full > 0.85 and r_full > 0.85  # < 1: in 8-D, samples in the tails miss the k-NN balls
     assert abs(p_part - p_full) < 0.03  # the fakes are just as realistic ...
     assert abs(r_part - r_full / 4) < 0.03  # ... but cover a quarter of the data
+
+
+def test_roughness_of_a_checkerboard_a_ramp_and_a_constant():
+    board = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1  # +-1 alternating
+    assert metrics.roughness(board[None, None]) == 2.0
+    ramp = torch.arange(8.0)[None, :].expand(8, 8) / 7  # rises 1/7 along rows, constant down columns
+    assert abs(metrics.roughness(ramp[None, None]) - (1 / 7) / 2) < 1e-12
+    assert metrics.roughness(torch.full((2, 1, 5, 5), 0.3)) == 0.0
