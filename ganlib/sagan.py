@@ -178,19 +178,23 @@ VARIANTS = {  # the ablation, one idea at a time: name -> (G, D, optimisers, hin
 }
 
 
+def variant_state(name: str, shape, width: int, device="cpu", z_dim: int = 100) -> train.GANState:
+    """An untrained ``train.GANState`` of ``VARIANTS[name]`` on ``device``: G, D, their optimisers, G_ema (seed first)."""
+    make_G, make_D, make_opt, _ = VARIANTS[name]
+    G, D = make_G(shape, z_dim, width).to(device), make_D(shape, width).to(device)
+    return train.GANState.with_ema(G, D, *make_opt(G, D))
+
+
 def train_variant(name: str, images, recipe: dict, seed: int, *, directory, run: str, z_dim: int = 100,
                   amp: str | bool = False, keep_every: int = 0, pretrained: bool = False) -> train.GANState:
     """One run of the ablation (``VARIANTS[name]``) seeded with ``seed``: one D step per G step, EMA 0.995,
     sigma of D logged, checkpoint ``<run>.pt`` in ``directory`` (resumed if present), G_ema kept every
     ``keep_every`` steps (0: none). ``recipe``: steps, batch_size, width, limit, log_every."""
-    make_G, make_D, make_opt, hinge = VARIANTS[name]
     torch.manual_seed(seed)
-    G = make_G(images.shape, z_dim, recipe["width"]).to(images.x.device)
-    D = make_D(images.shape, recipe["width"]).to(images.x.device)
-    opt_G, opt_D = make_opt(G, D)
-    state = train.GANState.with_ema(G, D, opt_G, opt_D)
-    kind = dict(d_loss=losses.d_loss_hinge, g_loss=losses.g_loss_hinge, outputs=hinge_outputs) if hinge else {}
-    d_step, g_step = train.gan_steps(G, D, opt_G, opt_D, images, recipe["batch_size"], amp=amp, **kind)
+    state = variant_state(name, images.shape, recipe["width"], images.x.device, z_dim)
+    kind = dict(d_loss=losses.d_loss_hinge, g_loss=losses.g_loss_hinge, outputs=hinge_outputs) if VARIANTS[name][3] else {}
+    d_step, g_step = train.gan_steps(state.G, state.D, state.opt_G, state.opt_D, images, recipe["batch_size"], amp=amp,
+                                     **kind)
     train.fit(state, logging_sigmas(d_step, state, recipe["log_every"]), g_step, recipe["steps"], ema_beta=0.995,
               log_every=recipe["log_every"], checkpoint=Path(directory) / f"{run}.pt",
               checkpoint_every=recipe["steps"] // 2, progress=False, on_log=dcgan.keep_generators(directory, run, keep_every),

@@ -9,11 +9,11 @@ on two CPU cores) is what the lesson's Look sections show, so that a student see
 do. Each long run trains through the same library call as the lesson's own run (``stylegan.train_stylegan``,
 ``dcgan.train_dcgan``, ...), with the recipe kept in the model module (``stylegan.LONG_09``, ...), and
 checkpoints that resume: a stopped run continues where it was, step for step. The runs land where
-``tools/weights.py`` builds the lessons' runs, so ``tools/weights.py pack <lesson>`` ships them with the
-rest; ``curve`` measures the generators kept along a run (as the course measures: 10,000 samples against
-the test set, the course's features) and stores the FIDs with the run's checkpoint, from where ``pack``
-writes them into the shipped history (the column ``FID``): the lessons draw FID against training minutes
-from it.
+``tools/weights.py`` builds the lessons' runs, so ``tools/weights.py build <lesson>`` keeps them and ships
+them with the rest; ``curve`` measures the generators kept along a run (as the course measures: 10,000
+samples against the test set, the course's features) and writes the FIDs into the finished run's history
+(the column ``FID``, with ``min_class_share`` and ``confidence``): the lessons draw FID against training
+minutes from it.
 """
 
 from __future__ import annotations
@@ -139,8 +139,9 @@ def train_run(name: str, threads: int | None) -> None:
 
 
 def measure_curve(name: str) -> dict[int, float]:
-    """FID (10,000 samples against the test set, course features) of every G_ema kept along the run,
-    and of the run's end; written to ``<run>-curve.json`` beside the checkpoint."""
+    """FID, smallest class share and confidence (10,000 samples against the test set, course features) of
+    every G_ema kept along the run; kept in ``<run>-curve.json`` beside the checkpoint (a second call
+    measures only what is new) and, once the run is finished, written into its history as columns."""
     from weights import Judge
 
     spec, judge = RUNS[name], Judge.make()
@@ -156,7 +157,23 @@ def measure_curve(name: str) -> dict[int, float]:
         found[str(step)] = judge.measure(spec.sample(G, 10_000))
         print(f"{name} step {step}: {found[str(step)]}  ({time.perf_counter() - start:.0f} s)", flush=True)
         path.write_text(json.dumps(dict(sorted(found.items(), key=lambda kv: int(kv[0]))), indent=1) + "\n")
+    _into_history(spec, {int(step): values for step, values in found.items()})
     return found
+
+
+def _into_history(spec: LongRun, found: dict[int, dict]) -> None:
+    """The measurements as columns of the finished run's history (``pretrained.with_column``), in its checkpoint."""
+    from ganlib import pretrained
+
+    blob = torch.load(spec.checkpoint, map_location="cpu", weights_only=True) if spec.checkpoint.exists() else None
+    if blob is None or not pretrained.finished_run(blob):
+        return
+    for column in ("FID", "min_class_share", "confidence"):
+        blob["history"] = pretrained.with_column(blob["history"], column, {s: v[column] for s, v in found.items()})
+    tmp = spec.checkpoint.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, spec.checkpoint)
+    print(f"{spec.checkpoint}: {len(found)} measurements written into its history", flush=True)
 
 
 def status(name: str) -> str:

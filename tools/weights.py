@@ -4,6 +4,7 @@
                                                  # and pack its finished runs into ganlib/assets/weights/
     python tools/weights.py build --resume ...   # the same in the last build's checkpoints (runs load)
     python tools/weights.py pack [lesson ...]    # pack again from the last build's checkpoints
+    python tools/weights.py pack --long lesson   # pack its long runs (tools/long_runs.py) beside its shipped runs
     python tools/weights.py check                # verify and measure every shipped run, print the table
 
 ``build`` executes the lesson notebook itself with papermill (so the recipe is the lesson's, not a
@@ -139,7 +140,8 @@ class Quality:
         return [f"{k} = {values[k]:.3f}, the bar is {op} {b}" for k, (op, b) in self.bar.items() if not ok[op](values[k], b)]
 
 
-DCGAN_BAR = {"min_class_share": (">=", 0.05), "confidence": (">=", 0.6), "FID": ("<=", 6.0)}  # lesson 03's claims
+CLASS_CHECK = {"min_class_share": (">=", 0.05), "confidence": (">=", 0.6)}  # lesson 03's ten-class check
+DCGAN_BAR = {**CLASS_CHECK, "FID": ("<=", 6.0)}  # lesson 03's claims
 QUALITY = {  # lesson -> {run name pattern: how its shipped runs are measured, and the bar (the lesson's claims)}
     "03_dcgan": {"*": Quality(dcgan_quality, DCGAN_BAR, kept=(0.1, 0.3))},  # and the end: 500, 1,500, 5,000
     "06_infogan": {"*": Quality(infogan_quality, {"matched_accuracy": (">=", 0.49), "FID": ("<=", 2.0)})},  # k-means 48.2%; FIDs 0.6-0.8 in the study
@@ -190,10 +192,13 @@ def build(lesson: str, judge: Judge, resume: bool = False) -> dict[str, dict]:
     return pack(lesson, judge)
 
 
-def pack(lesson: str, judge: Judge) -> dict[str, dict]:
-    """Pack every finished run with a recipe that ``build`` left in ``CHECKPOINTS/<lesson>``, and measure it."""
+def pack(lesson: str, judge: Judge, only_long: bool = False) -> dict[str, dict]:
+    """Pack every finished run with a recipe that ``build`` left in ``CHECKPOINTS/<lesson>``, and measure it.
+    ``only_long``: the long runs alone (tools/long_runs.py), beside the lesson's shipped runs, which stay."""
     entries = {}
     for ckpt in sorted((CHECKPOINTS / lesson).glob("*.pt")):
+        if only_long and ckpt.stem not in long_run_names(lesson):
+            continue
         blob = torch.load(ckpt, map_location="cpu", weights_only=True)
         if not pretrained.finished_run(blob):
             continue  # kept generators, unfinished or recipe-less runs
@@ -201,17 +206,20 @@ def pack(lesson: str, judge: Judge) -> dict[str, dict]:
         long = ckpt.stem in long_run_names(lesson)
         key, entry = pretrained.pack(ckpt, kept=quality_of(f"{lesson}/{ckpt.stem}").kept, minutes=minutes,
                                      device=_device(long), torch=torch.__version__, built=time.strftime("%Y-%m-%d"),
-                                     parameters=LONG_PARAMETERS if long else BUILD_PARAMETERS, columns=_curve(ckpt))
+                                     parameters=LONG_PARAMETERS if long else BUILD_PARAMETERS)
         entries[key] = entry
     if not entries:
         raise SystemExit(f"{lesson}: no finished run with a recipe in {CHECKPOINTS / lesson}; run `tools/weights.py build {lesson}`")
     print(f"{lesson}: {len(entries)} run(s) packed", flush=True)
-    return _measured(lesson, entries, judge)
+    return _measured(lesson, entries, judge, replace=not only_long)
 
 
-def _measured(lesson: str, entries: dict[str, dict], judge: Judge) -> dict[str, dict]:
-    runs = {k: v for k, v in pretrained.manifest().items() if not k.startswith(f"{lesson}/")}  # the lesson's, replaced
-    for stale in set((pretrained.WEIGHTS_DIR / lesson).glob("*.pt")) - {pretrained.WEIGHTS_DIR / e["file"] for e in entries.values()}:
+def _measured(lesson: str, entries: dict[str, dict], judge: Judge, replace: bool = True) -> dict[str, dict]:
+    """Write ``entries`` into the manifest (``replace``: instead of every shipped run of the lesson), measure them."""
+    keep = (lambda k: not k.startswith(f"{lesson}/")) if replace else (lambda k: k not in entries)
+    runs = {k: v for k, v in pretrained.manifest().items() if keep(k)}
+    shipped_files = {pretrained.WEIGHTS_DIR / e["file"] for e in [*entries.values(), *runs.values()]}
+    for stale in set((pretrained.WEIGHTS_DIR / lesson).glob("*.pt")) - shipped_files:
         stale.unlink()
     runs.update(entries)
     pretrained.write_manifest(runs)  # the files must be listed before they can be loaded and measured
@@ -238,21 +246,13 @@ def long_run_names(lesson: str) -> set[str]:
     return {spec.run for spec in long_runs.RUNS.values() if spec.lesson == lesson}
 
 
-def _curve(checkpoint: Path) -> dict[str, dict[int, float]] | None:
-    """The measurements along a long run (``long_runs.py curve``) as history columns, by step; None if none."""
-    import json
-
-    path = checkpoint.parent / f"{checkpoint.stem}-curve.json"
-    if not path.exists():
-        return None
-    found = {int(step): values for step, values in json.loads(path.read_text()).items()}
-    return {name: {step: v[name] for step, v in found.items()} for name in ("FID", "min_class_share", "confidence")}
-
-
-def check(judge: Judge) -> list[tuple[str, ...]]:
-    """Every shipped run verified, loaded and measured again: rows of a table, and whether it meets its bar."""
+def check(judge: Judge, lessons=()) -> list[tuple[str, ...]]:
+    """Every shipped run (of ``lessons``; default all) verified, loaded and measured again: rows of a table,
+    and whether it meets its bar."""
     rows = [("run", "MB", "minutes", "quality", "bar")]
     for key, entry in pretrained.manifest().items():
+        if lessons and key.split("/")[0] not in lessons:
+            continue
         quality = quality_of(key)
         values = quality.measure(key, entry["recipe"], judge)
         failed = quality.failures(values)
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="keep the last build's checkpoints: its finished runs load (after a lesson's claims changed)")
     p_pack = sub.add_parser("pack", help="pack again from the checkpoints of the last build")
     p_pack.add_argument("lessons", nargs="*", help="lessons (default: all)")
+    p_pack.add_argument("--long", action="store_true", help="only the long runs (tools/long_runs.py); the rest stay")
     sub.add_parser("check", help="verify and measure every shipped run")
     args = parser.parse_args(argv)
     for lesson in getattr(args, "lessons", []):
@@ -278,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     judge = Judge.make()
     if args.command in ("build", "pack"):
         for lesson in args.lessons or list(QUALITY):
-            build(lesson, judge, args.resume) if args.command == "build" else pack(lesson, judge)
+            build(lesson, judge, args.resume) if args.command == "build" else pack(lesson, judge, args.long)
     from course import format_table
 
-    rows = check(judge)
+    rows = check(judge, getattr(args, "lessons", []))
     total = sum(e["bytes"] for e in pretrained.manifest().values()) / 2**20
     print(format_table(rows) + f"\n\n{len(rows) - 1} shipped runs, {total:.1f} MB in all (limit 35 MB)")
     return 0 if all(r[-1] == "met" for r in rows[1:]) else 1
