@@ -100,6 +100,30 @@ class History:
         pairs = [(s, v) for s, v in zip(self.steps, self.values[key]) if not math.isnan(v)]
         return [s for s, _ in pairs], [v for _, v in pairs]
 
+    def pace(self, quantile: float = 0.1) -> float:
+        """Seconds per step when the run had its cores to itself, read off the logged intervals: their
+        ``quantile`` (default the fastest 10%) of seconds per step. Other work on the same machine only
+        ever slows an interval down, so the fast end of the intervals is the run's own speed."""
+        if not self.steps:
+            raise ValueError("an empty history has no pace")
+        per_step = [s / (b - a) for s, a, b in zip(self.seconds, [0, *self.steps], self.steps) if b > a]
+        return float(torch.tensor(per_step, dtype=torch.float64).quantile(quantile))
+
+    def minutes(self, steps: list[int], steady: bool = True) -> list[float]:
+        """Training minutes at ``steps``: at the run's ``pace`` (``steady``), or as logged (the wall-clock
+        seconds summed up to each step's interval, busy stretches included)."""
+        if steady:
+            pace = self.pace()
+            return [step * pace / 60 for step in steps]
+        logged, total = {}, 0.0
+        for step, seconds in zip(self.steps, self.seconds):
+            total += seconds
+            logged[step] = total / 60
+        missing = [s for s in steps if s not in logged]
+        if missing:
+            raise KeyError(f"steps {missing[:3]} were not logged: the history has rows at {self.steps[:3]} ...")
+        return [logged[s] for s in steps]
+
     def state_dict(self) -> dict:
         return {"steps": self.steps, "values": self.values, "seconds": self.seconds,
                 "snapshots": [[s, x] for s, x in self.snapshots]}

@@ -183,6 +183,23 @@ def loss_curves(history, keys: Sequence[str] | None = None, probs: Sequence[str]
     return axes[0].figure
 
 
+def against_minutes(histories: dict, key: str = "FID", bars: dict[str, float] | None = None, ax=None,
+                    figsize=(8, 3.6), log: bool = True) -> Figure:
+    """``key`` (a column measured along each run, e.g. FID) against training minutes, one line per run
+    of ``histories`` (name -> ``train.History``), each step at its run's pace (``History.minutes``);
+    ``bars``: labelled horizontal reference lines (label -> value)."""
+    _, ax = _axes(ax, figsize)
+    for name, h in histories.items():
+        steps, values = h.series(key)
+        ax.plot(h.minutes(steps), values, "o-", ms=3, label=name)
+    for (label, value), style in zip((bars or {}).items(), (":", "--", "-.")):
+        ax.axhline(value, color="gray", ls=style, lw=1, label=label)
+    ax.set(xlabel="training minutes (at each run's pace)", ylabel=key, yscale="log" if log else "linear",
+           title=f"{key} against training minutes")
+    ax.legend(frameon=False)
+    return ax.figure
+
+
 def snapshots(history, n: int = 36, nrow: int = 6, ncols: int = 5, size: float = 2.6) -> Figure:
     """The fixed-z snapshots ``train.fit`` recorded, one grid of the first ``n`` samples per snapshot."""
     def draw(ax, snap):

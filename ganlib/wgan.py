@@ -152,17 +152,23 @@ def gp_steps(G, D, opt_G, opt_D, real, batch_size: int, *, weight: float = GP_WE
                            g_loss=losses.g_loss_wasserstein, penalty=penalty, outputs=train.critic_outputs, amp=amp)
 
 
+def gp_state(shape, width: int, device, z_dim: int = 100) -> train.GANState:
+    """Lesson 07's WGAN-GP players, untrained: lesson 03's G, a layer-norm critic, ``gp_optimizers``, an EMA
+    of G (what ``train_wgan_gp`` trains; a finished run loads into it)."""
+    G = dcgan.Generator(shape, z_dim, width).to(device)
+    D = critic(shape, width, dcgan.down_layernorm).to(device)
+    return train.GANState.with_ema(G, D, *gp_optimizers(G, D))
+
+
 def train_wgan_gp(images, recipe: dict, *, directory, run: str, z_dim: int = 100, amp: str | bool = False,
                   keep_every: int | None = None, progress: bool = True, pretrained: bool = False) -> train.GANState:
     """Lesson 07's WGAN-GP on images in one call (seed torch first): lesson 03's G, a layer-norm critic
     (``critic(..., dcgan.down_layernorm)``), ``gp_optimizers``, N_CRITIC critic steps per G step, an EMA of
     G (beta 0.995), checkpoint ``<run>.pt`` (resumed if present) and G_ema kept every ``keep_every`` steps
     (default: a tenth of the run). ``recipe``: batch_size, width, limit, log_every, steps."""
-    steps, device = recipe["steps"], images.x.device
-    G = dcgan.Generator(images.shape, z_dim, recipe["width"]).to(device)
-    D = critic(images.shape, recipe["width"], dcgan.down_layernorm).to(device)
-    opt_G, opt_D = gp_optimizers(G, D)
-    state = train.GANState.with_ema(G, D, opt_G, opt_D)
+    steps = recipe["steps"]
+    state = gp_state(images.shape, recipe["width"], images.x.device, z_dim)
+    G, D, opt_G, opt_D = state.G, state.D, state.opt_G, state.opt_D
     d_step, g_step = gp_steps(G, D, opt_G, opt_D, images, recipe["batch_size"], amp=amp)
     keep = max(steps // 10, 1) if keep_every is None else keep_every
     train.fit(state, d_step, g_step, steps, n_critic=N_CRITIC, ema_beta=0.995, log_every=recipe["log_every"],

@@ -58,3 +58,16 @@ def test_matched_confusion_puts_the_matched_cells_on_the_diagonal_and_rows_sum_t
     assert np.allclose(shown.sum(1), 1)
     assert np.allclose(np.diag(shown), [9 / 10, 8 / 10, 8 / 10])  # code 1 (label a) first, then code 0, code 2
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["c1 = 1", "c1 = 0", "c1 = 2"]
+
+
+def test_against_minutes_puts_each_measurement_at_its_runs_pace():
+    fast, slow = train.History(), train.History()
+    for step in range(100, 1001, 100):  # fast: 0.06 s/step; slow: 0.3 s/step; an FID at every other row
+        fast.add(step, {"FID": 10.0 / step} if step % 200 == 0 else {"loss": 1.0}, 100 * 0.06)
+        slow.add(step, {"FID": 5.0 / step} if step % 200 == 0 else {"loss": 1.0}, 100 * 0.3)
+    fig = viz.against_minutes({"fast": fast, "slow": slow}, bars={"bar": 0.02})
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    np.testing.assert_allclose(lines["fast"].get_xdata(), [200 * 0.06 / 60 * k for k in range(1, 6)])
+    np.testing.assert_allclose(lines["slow"].get_xdata(), [200 * 0.3 / 60 * k for k in range(1, 6)])
+    np.testing.assert_allclose(lines["slow"].get_ydata(), [5.0 / (200 * k) for k in range(1, 6)])
+    assert list(lines["bar"].get_ydata()) == [0.02, 0.02] and fig.axes[0].get_yscale() == "log"
