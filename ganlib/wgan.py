@@ -108,6 +108,7 @@ LESSON_07 = {  # lesson 07's WGAN-GP run on Fashion-MNIST, per profile (steps ar
     "gpu": dict(steps=5000, batch_size=64, width=64, limit=None, log_every=100),
 }
 LONG_07 = dict(LESSON_07["cpu"], steps=8000, log_every=100)  # the long run the course ships: the cpu recipe, 13x longer
+LONG_07_RUN = "fashion_mnist-wgan_gp-long-seed0-8000"  # its name (checkpoint, shipped weights)
 
 
 def gp_optimizers(G: nn.Module, D: nn.Module, lr: float = GP_LR, betas=GP_BETAS):

@@ -113,7 +113,7 @@ RUNS = {
                            lambda r: stylegan.Generator(stylegan.lesson_config(r)).eval()),
     "09-dcgan": LongRun("09_stylegan", stylegan.DCGAN_LONG_09_RUN, stylegan.DCGAN_LONG_09, 2000,
                         _train_dcgan, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),
-    "07-wgan-gp": LongRun("07_wgan_gp", f"fashion_mnist-wgan_gp-long-seed{SEED}-{wgan.LONG_07['steps']}", wgan.LONG_07, 800,
+    "07-wgan-gp": LongRun("07_wgan_gp", wgan.LONG_07_RUN, wgan.LONG_07, 800,
                           _train_wgan_gp, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),
     **{f"08-{sagan.run_name('', '', seed, 0, 0, name).split('-b0-')[1]}-seed{seed}":  # 08-DCGAN-seed0, 08-hinge-TTUR-seed1, ...
        LongRun("08_sagan", sagan.run_name("fashion_mnist", "long", seed, sagan.LONG_08["width"], sagan.LONG_08["batch_size"], name),
