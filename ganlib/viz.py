@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from matplotlib import animation
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 REAL, FAKE, DISC = "#2b2b2b", "#e8590c", "#1864ab"  # real data, generated data, discriminator
 SURFACE_CMAP = "RdBu"  # D(x) -> 1 (looks real) blue, -> 0 (looks fake) red
@@ -196,6 +197,9 @@ def against_minutes(histories: dict, key: str = "FID", bars: dict[str, float] | 
         ax.axhline(value, color="gray", ls=style, lw=1, label=label)
     ax.set(xlabel="training minutes (at each run's pace)", ylabel=key, yscale="log" if log else "linear",
            title=f"{key} against training minutes")
+    if log:  # plain numbers (3, 10, 30), not 3 x 10^0
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
     ax.legend(frameon=False)
     return ax.figure
 
