@@ -109,12 +109,14 @@ class History:
         per_step = [s / (b - a) for s, a, b in zip(self.seconds, [0, *self.steps], self.steps) if b > a]
         return float(torch.tensor(per_step, dtype=torch.float64).quantile(quantile))
 
-    def minutes(self, steps: list[int], steady: bool = True) -> list[float]:
-        """Training minutes at ``steps``: at the run's ``pace`` (``steady``), or as logged (the wall-clock
-        seconds summed up to each step's interval, busy stretches included)."""
-        if steady:
-            pace = self.pace()
-            return [step * pace / 60 for step in steps]
+    def minutes(self, steps: list[int]) -> list[float]:
+        """Training minutes at ``steps``, at the run's ``pace``: what a run would take on its cores alone."""
+        pace = self.pace()
+        return [step * pace / 60 for step in steps]
+
+    def logged_minutes(self, steps: list[int]) -> list[float]:
+        """Training minutes at ``steps`` as logged: the wall-clock seconds summed up to each step's row,
+        busy stretches included."""
         logged, total = {}, 0.0
         for step, seconds in zip(self.steps, self.seconds):
             total += seconds

@@ -361,10 +361,10 @@ def test_history_pace_reads_the_runs_own_speed_past_busy_stretches():
         history.add(step, {"loss": 1.0}, seconds=100 * 0.2 * (2.5 if i % 4 == 0 else 1.0))
     assert abs(history.pace() - 0.2) < 1e-12
     assert history.minutes([500, 2000]) == pytest.approx([500 * 0.2 / 60, 2000 * 0.2 / 60])
-    logged = history.minutes([500, 2000], steady=False)  # wall clock: the busy rows count in full
+    logged = history.logged_minutes([500, 2000])  # wall clock: the busy rows count in full
     assert logged == pytest.approx([(2 * 50 + 3 * 20) / 60, (5 * 50 + 15 * 20) / 60])
     assert logged[1] > history.minutes([2000])[0]
     with pytest.raises(KeyError, match="not logged"):
-        history.minutes([150], steady=False)
+        history.logged_minutes([150])
     with pytest.raises(ValueError, match="empty"):
         train.History().pace()

@@ -48,6 +48,7 @@ class LongRun:
     train: Callable[["LongRun", torch.device, bool], None]
     sample: Callable[[torch.nn.Module, int], torch.Tensor]  # a kept G_ema -> n images at 28 x 28
     generator: Callable[[dict], torch.nn.Module]  # recipe -> an untrained G of the run's architecture
+    seed: int = SEED
 
     @property
     def directory(self) -> Path:
@@ -85,10 +86,10 @@ def _train_wgan_gp(spec: LongRun, device, amp: bool) -> None:
     wgan.train_wgan_gp(fashion, spec.recipe, directory=spec.directory, run=spec.run, amp=amp, keep_every=spec.keep_every)
 
 
-def _sagan_variant(name: str, seed: int):
+def _sagan_variant(name: str):
     def train_it(spec: LongRun, device, amp) -> None:
         fashion = _fashion(device, spec.recipe["limit"])
-        sagan.train_variant(name, fashion, spec.recipe, seed, directory=spec.directory, run=spec.run, amp=amp,
+        sagan.train_variant(name, fashion, spec.recipe, spec.seed, directory=spec.directory, run=spec.run, amp=amp,
                             keep_every=spec.keep_every)
     return train_it
 
@@ -117,8 +118,8 @@ RUNS = {
                           _train_wgan_gp, _dcgan_sample, lambda r: dcgan.Generator((1, 28, 28), 100, r["width"])),
     **{f"08-{sagan.run_name('', '', seed, 0, 0, name).split('-b0-')[1]}-seed{seed}":  # 08-DCGAN-seed0, 08-hinge-TTUR-seed1, ...
        LongRun("08_sagan", sagan.run_name("fashion_mnist", "long", seed, sagan.LONG_08["width"], sagan.LONG_08["batch_size"], name),
-               sagan.LONG_08, 1000, _sagan_variant(name, seed), _dcgan_sample,
-               lambda r, name=name: sagan.VARIANTS[name][0]((1, 28, 28), 100, r["width"]))
+               sagan.LONG_08, 1000, _sagan_variant(name), _dcgan_sample,
+               lambda r, name=name: sagan.VARIANTS[name][0]((1, 28, 28), 100, r["width"]), seed=seed)
        for seed in (0, 1) for name in sagan.VARIANTS},
 }
 

@@ -184,7 +184,7 @@ def build(lesson: str, judge: Judge, resume: bool = False) -> dict[str, dict]:
     import papermill as pm
 
     if not resume:  # a fresh folder, but for the long runs (tools/long_runs.py), which the lesson does not train
-        keep = long_run_names(lesson)
+        keep = set(long_runs_of(lesson))
         for path in (CHECKPOINTS / lesson).glob("*") if (CHECKPOINTS / lesson).exists() else []:
             if not any(path.name.startswith(f"{run}.") or path.name.startswith(f"{run}-") for run in keep):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -203,16 +203,17 @@ def pack(lesson: str, judge: Judge, only_long: bool = False) -> dict[str, dict]:
     ``only_long``: the long runs alone (tools/long_runs.py), beside the lesson's shipped runs, which stay."""
     entries = {}
     for ckpt in sorted((CHECKPOINTS / lesson).glob("*.pt")):
-        if only_long and ckpt.stem not in long_run_names(lesson):
+        long = long_runs_of(lesson).get(ckpt.stem)  # its LongRun, if tools/long_runs.py trains it
+        if only_long and long is None:
             continue
         blob = torch.load(ckpt, map_location="cpu", weights_only=True)
         if not pretrained.finished_run(blob):
             continue  # kept generators, unfinished or recipe-less runs
         minutes = round(sum(blob["history"]["seconds"]) / 60, 2)
-        long = ckpt.stem in long_run_names(lesson)
+        parameters = BUILD_PARAMETERS if long is None else {"tool": "tools/long_runs.py", "seed": long.seed, "threads": 1}
         key, entry = pretrained.pack(ckpt, kept=quality_of(f"{lesson}/{ckpt.stem}").kept, minutes=minutes,
-                                     device=_device(long), torch=torch.__version__, built=time.strftime("%Y-%m-%d"),
-                                     parameters=LONG_PARAMETERS if long else BUILD_PARAMETERS)
+                                     device=_device(long is not None), torch=torch.__version__,
+                                     built=time.strftime("%Y-%m-%d"), parameters=parameters)
         entries[key] = entry
     if not entries:
         raise SystemExit(f"{lesson}: no finished run with a recipe in {CHECKPOINTS / lesson}; run `tools/weights.py build {lesson}`")
@@ -242,14 +243,11 @@ def _device(long: bool = False) -> str:
     return f"{cpu or platform.processor() or platform.machine()}, {threads}"
 
 
-LONG_PARAMETERS = {"tool": "tools/long_runs.py", "seed": 0, "threads": 1}
-
-
-def long_run_names(lesson: str) -> set[str]:
-    """The runs of ``lesson`` that tools/long_runs.py trains (the lesson itself only loads them)."""
+def long_runs_of(lesson: str) -> dict:
+    """The runs of ``lesson`` that tools/long_runs.py trains (the lesson itself only loads them): run name -> LongRun."""
     import long_runs
 
-    return {spec.run for spec in long_runs.RUNS.values() if spec.lesson == lesson}
+    return {spec.run: spec for spec in long_runs.RUNS.values() if spec.lesson == lesson}
 
 
 def check(judge: Judge, lessons=()) -> list[tuple[str, ...]]:
