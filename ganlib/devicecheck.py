@@ -11,8 +11,10 @@ GPU tensor is handed to NumPy or matplotlib without ``.cpu()``. ``DeviceCheck`` 
   without a device, or by ``.cpu()``, as **on the host**. Every torch call passes the mark on to its
   results, and ``x.device`` answers ``LESSON_DEVICE`` for a marked tensor, so library code that
   creates tensors "on x's device" marks them too;
-- a call that combines a GPU tensor with a host tensor (other than a 0-dim scalar, which CUDA allows)
-  raises ``DeviceMixError``; so does a draw whose generator lives elsewhere than the draw, and NumPy on a
+- a call that combines a GPU tensor with a host tensor raises ``DeviceMixError``, except a 0-dim host
+  tensor in an elementwise call, which CUDA takes as a scalar (``torch.stack``, ``torch.cat`` and their
+  kin take no such scalar: a lesson's first run on an H200 found lesson 08 stacking 0-dim host and GPU
+  tensors, which this check then let through); so does a draw whose generator lives elsewhere than the draw, and NumPy on a
   GPU tensor. (``torch.load(..., map_location=LESSON_DEVICE)`` loads to the CPU and marks the result.)
 
 ``make test`` runs every lesson and deck under it in the smoke profile (``tools/course.py prepare``
@@ -32,6 +34,8 @@ GPU, HOST = "gpu", "host"
 _MARK = "_ganlib_home"
 _TRANSFER = {torch.Tensor.to, torch.Tensor.cuda, torch.Tensor.cpu}
 _EXEMPT = {torch.Tensor.copy_, torch.Tensor.__getitem__, torch.Tensor.__setitem__}  # CUDA copies and indexes across
+_JOINS = {torch.stack, torch.cat, torch.concat, torch.concatenate, torch.hstack, torch.vstack, torch.dstack,
+          torch.column_stack, torch.row_stack}  # no 0-dim scalar exemption here: CUDA refuses any host tensor
 _DEVICE_GET, _DATA_SET = torch.Tensor.device.__get__, torch.Tensor.data.__set__
 _SPECIAL = {_DEVICE_GET, _DATA_SET, torch.Tensor.numpy, torch.Tensor.__array__}  # x.device, x.data = y, NumPy
 
@@ -121,7 +125,7 @@ class DeviceCheck(TorchFunctionMode):
             mark = getattr(t, _MARK, None)
             if mark is None:
                 continue
-            big = t.dim() > 0
+            big = t.dim() > 0 or func in _JOINS
             if mark == GPU:
                 gpu, big_gpu = True, big_gpu or big
             else:

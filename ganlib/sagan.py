@@ -165,7 +165,8 @@ def logging_sigmas(d_step, state: train.GANState, every: int):
     def step():
         logs = d_step()
         if (state.step + 1) % every == 0:  # the last D step before fit logs this row
-            logs.update({f"sigma {k}": torch.tensor(v) for k, v in layers.sigmas(state.D).items()})
+            device = next(state.D.parameters()).device  # fit stacks every logged value on one device
+            logs.update({f"sigma {k}": torch.tensor(v, device=device) for k, v in layers.sigmas(state.D).items()})
         return logs
     return step
 

@@ -35,6 +35,26 @@ def test_a_gpu_tensor_meeting_a_host_tensor_raises_as_cuda_would():
     _raises_device_mix("from ganlib import dcgan\nG = dcgan.Generator((1, 28, 28), 8, 4).to(dev)\nG(torch.randn(2, 8))\n")
 
 
+def test_stacking_a_0_dim_host_tensor_with_gpu_ones_raises():
+    """CUDA takes a 0-dim host tensor as a scalar in elementwise calls, but not in a join (found on an H200)."""
+    err = _raises_device_mix("torch.stack([torch.zeros((), device=dev), torch.tensor(1.0)])\n")
+    assert "Expected all tensors to be on the same device" in err
+    _raises_device_mix("torch.cat([torch.zeros(1, device=dev), torch.ones(1)])\n")
+
+
+def test_sagan_logs_sigmas_on_the_device_of_d():
+    """Lesson 08's ablation logs sigma of every layer of D through train.fit, which stacks every logged value
+    on one device: created on the host, they crashed lesson 08 on an H200 (smoke and gpu profile)."""
+    done = _run("from ganlib import sagan, train\n"
+                "images = torch.rand(64, 1, 28, 28, device=dev) * 2 - 1\n"
+                "torch.manual_seed(0)\n"
+                "state = sagan.variant_state('SAGAN', (1, 28, 28), 8, dev)\n"
+                "d_step, g_step = train.gan_steps(state.G, state.D, state.opt_G, state.opt_D, lambda n: images[:n], 8)\n"
+                "h = train.fit(state, sagan.logging_sigmas(d_step, state, 2), g_step, 4, log_every=2, progress=False)\n"
+                "assert any(k.startswith('sigma ') for k in h.values), list(h.values)\n")
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_what_cuda_allows_passes():
     done = _run(
         "x = torch.randn(8, 3, device=dev)\n"
