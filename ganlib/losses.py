@@ -1,6 +1,7 @@
 """Adversarial losses as pure functions of the discriminator's outputs, and the penalties on D.
 
-Naming: ``d_loss_<kind>(d_real, d_fake)`` is minimised by D, ``g_loss_<kind>(d_fake)`` by G, where
+Naming: ``d_loss_<kind>(d_real, d_fake)`` is minimised by D, ``g_loss_<kind>(d_fake)`` by G (a
+relativistic G loss also takes ``d_real``: ``g_loss_relativistic(d_fake, d_real)``), where
 ``d_real = D(x_real)`` and ``d_fake = D(G(z))`` are logits (before any sigmoid) or, for a critic,
 scores; sigma is the logistic sigmoid. Every loss is a batch mean. We use log sigma(a) =
 -softplus(-a) and log(1 - sigma(a)) = -softplus(a), which stay finite for any logit.
@@ -80,6 +81,91 @@ def d_loss_hinge(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
 def g_loss_hinge(d_fake: torch.Tensor) -> torch.Tensor:
     """-E[D(G(z))]: the generator's side of the hinge game (the same form as the Wasserstein one)."""
     return -d_fake.mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss zoo (lesson 10): least squares, relativistic, energy-based
+# ---------------------------------------------------------------------------------------------
+
+
+def d_loss_least_squares(d_real: torch.Tensor, d_fake: torch.Tensor, a: float = -1.0, b: float = 1.0) -> torch.Tensor:
+    """1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2] (LSGAN, Mao et al. 2017, eq. 2).
+
+    D's raw score, **no sigmoid** (a sigmoid before the square brings saturation back). The paper's
+    coding for its chi-squared result is a = -1, b = 1 (with c = 0 for G); many ports use a = 0, b = c = 1.
+    """
+    return 0.5 * ((d_real - b) ** 2).mean() + 0.5 * ((d_fake - a) ** 2).mean()
+
+
+def g_loss_least_squares(d_fake: torch.Tensor, c: float = 0.0) -> torch.Tensor:
+    """1/2 E[(D(G(z)) - c)^2]: G pulls its scores to c, from either side, with a force linear in the gap."""
+    return 0.5 * ((d_fake - c) ** 2).mean()
+
+
+def _relativistic(c_r: torch.Tensor, c_f: torch.Tensor) -> torch.Tensor:
+    """-E[log sigmoid(C(x_r) - C(x_f))] over pairs (x_r, x_f): the RSGAN term, real judged against fake."""
+    return F.softplus(-(c_r - c_f)).mean()
+
+
+def d_loss_relativistic(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """-E[log sigmoid(C(x_r) - C(x_f))] (RSGAN, Jolicoeur-Martineau 2019): each real paired with one fake."""
+    return _relativistic(d_real, d_fake)
+
+
+def g_loss_relativistic(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """-E[log sigmoid(C(x_f) - C(x_r))]: D's loss with real and fake swapped. G needs the real scores."""
+    return _relativistic(d_fake, d_real)
+
+
+def d_loss_relativistic_average(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """RaSGAN's D: -1/2 E[log sigmoid(C(x_r) - E C(x_f))] - 1/2 E[log(1 - sigmoid(C(x_f) - E C(x_r)))].
+
+    Each real is compared with the **average fake** and each fake with the average real. (The first
+    public release compared E C(x_f) with each real in both terms: AlexiaJM/RelativisticGAN #2.)
+    """
+    return 0.5 * (F.softplus(-(d_real - d_fake.mean())).mean() + F.softplus(d_fake - d_real.mean()).mean())
+
+
+def g_loss_relativistic_average(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """RaSGAN's G: D's loss with real and fake swapped. It keeps the real term, so G also learns to
+    make reals look less real than the average fake, not only fakes more real."""
+    return d_loss_relativistic_average(d_fake, d_real)
+
+
+def d_loss_relativistic_average_ls(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """RaLSGAN's D: 1/2 E[(C(x_r) - E C(x_f) - 1)^2] + 1/2 E[(C(x_f) - E C(x_r) + 1)^2] (targets +-1)."""
+    return 0.5 * (((d_real - d_fake.mean() - 1) ** 2).mean() + ((d_fake - d_real.mean() + 1) ** 2).mean())
+
+
+def g_loss_relativistic_average_ls(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """RaLSGAN's G: D's loss with real and fake swapped (both terms, as in RaSGAN)."""
+    return d_loss_relativistic_average_ls(d_fake, d_real)
+
+
+def d_loss_energy(e_real: torch.Tensor, e_fake: torch.Tensor, margin: float) -> torch.Tensor:
+    """E[D(x)] + E[relu(m - D(G(z)))] (EBGAN, Zhao et al. 2017): D(x) >= 0 is an energy, low on data.
+
+    The hinge is **per sample** (a port that applies it to the batch mean lets a few very bad fakes
+    pay for the rest). At the equilibrium p_g = p_data this loss is m.
+    """
+    return e_real.mean() + F.relu(margin - e_fake).mean()
+
+
+def g_loss_energy(e_fake: torch.Tensor) -> torch.Tensor:
+    """E[D(G(z))]: G lowers the energy of its samples (plus ``pulling_away`` in EBGAN-PT)."""
+    return e_fake.mean()
+
+
+def pulling_away(s: torch.Tensor) -> torch.Tensor:
+    """f_PT = 1 / (N (N - 1)) sum_{i != j} (s_i^T s_j / (|s_i| |s_j|))^2 over a batch of codes s (N, K).
+
+    **Squared** cosines: unsquared, opposite codes cancel similar ones, and a collapsed batch of n pairs
+    (s, -s) would score -1 / (2n - 1), near 0. Orthogonal codes give 0, identical ones 1.
+    """
+    n = len(s)
+    unit = F.normalize(s.flatten(1), dim=1)  # (N, K)
+    cos2 = (unit @ unit.T) ** 2  # (N, N), ones on the diagonal
+    return (cos2.sum() - cos2.diagonal().sum()) / (n * (n - 1))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,3 +73,64 @@ def g_loss_gradients(d_fake_prob) -> dict[str, torch.Tensor]:
     """
     d = torch.as_tensor(d_fake_prob)
     return {"saturating": -d, "nonsaturating": -(1 - d)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 10: what other discriminators measure
+# ---------------------------------------------------------------------------------------------
+
+
+def pearson_chi2(p, q, dx: float) -> torch.Tensor:
+    """chi^2(p || q) = integral (p(x) - q(x))^2 / q(x) dx (zero where q = 0 = p)."""
+    p, q = torch.as_tensor(p), torch.as_tensor(q)
+    safe_q = torch.where(q > 0, q, torch.ones_like(q))
+    return torch.where(q > 0, (p - q) ** 2 / safe_q, torch.zeros_like(q)).sum() * dx
+
+
+def total_variation(p, q, dx: float) -> torch.Tensor:
+    """TV(p, q) = 1/2 integral |p(x) - q(x)| dx, between 0 and 1."""
+    return 0.5 * (torch.as_tensor(p) - torch.as_tensor(q)).abs().sum() * dx
+
+
+def optimal_discriminator_least_squares(p_data, p_g, a: float = -1.0, b: float = 1.0) -> torch.Tensor:
+    """D*(x) = (b p_data(x) + a p_g(x)) / (p_data(x) + p_g(x))   (Mao et al. 2017, eq. 4).
+
+    The pointwise minimiser of 1/2 p_data (D - b)^2 + 1/2 p_g (D - a)^2: a weighted mean of the targets.
+    Where both densities vanish we return the midpoint (a + b) / 2.
+    """
+    p, q = torch.as_tensor(p_data), torch.as_tensor(p_g)
+    total = p + q
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, (b * p + a * q) / safe, torch.full_like(total, (a + b) / 2))
+
+
+def least_squares_d_loss(d, p_data, p_g, dx: float, a: float = -1.0, b: float = 1.0) -> torch.Tensor:
+    """D's LSGAN objective on the grid: 1/2 integral p_data (D - b)^2 + p_g (D - a)^2 dx (D minimises it)."""
+    d, p, q = torch.as_tensor(d), torch.as_tensor(p_data), torch.as_tensor(p_g)
+    return 0.5 * (p * (d - b) ** 2 + q * (d - a) ** 2).sum() * dx
+
+
+def least_squares_g_value(p_data, p_g, dx: float, a: float = -1.0, b: float = 1.0, c: float = 0.0) -> torch.Tensor:
+    """C(G) = 1/2 integral (p_data + p_g) (D* - c)^2 dx: G's objective once D is optimal (the real term,
+    constant for G, included). With b - c = 1 and b - a = 2 (a = -1, b = 1, c = 0),
+    2 C(G) = integral (p_data - p_g)^2 / (p_data + p_g) dx = ``pearson_chi2(2 p_g, p_data + p_g)``,
+    which Mao et al. write chi^2_Pearson(p_data + p_g || 2 p_g) (their order of the arguments)."""
+    p, q = torch.as_tensor(p_data), torch.as_tensor(p_g)
+    d = optimal_discriminator_least_squares(p, q, a, b)
+    return 0.5 * ((p + q) * (d - c) ** 2).sum() * dx
+
+
+def energy_d_loss(d, p_data, p_g, dx: float, margin: float) -> torch.Tensor:
+    """EBGAN's D objective on the grid: integral p_data D + p_g relu(m - D) dx, for energies D >= 0."""
+    d, p, q = torch.as_tensor(d), torch.as_tensor(p_data), torch.as_tensor(p_g)
+    return (p * d + q * torch.relu(margin - d)).sum() * dx
+
+
+def optimal_energy_d_loss(p_data, p_g, dx: float, margin: float) -> torch.Tensor:
+    """min over D >= 0 of ``energy_d_loss`` = m (1 - TV(p_data, p_g)).
+
+    Pointwise the objective is piecewise linear in D, so D* is 0 where p_data >= p_g and m elsewhere,
+    and the minimum is m min(p_data, p_g). At the equilibrium p_g = p_data it is m (Zhao et al. 2017,
+    Theorem 1); the further apart the two, the lower.
+    """
+    return margin * (1 - total_variation(p_data, p_g, dx))
