@@ -10,7 +10,9 @@ def test_lerp_endpoints_and_midpoint():
     z0, z1 = torch.randn(5), torch.randn(5)
     path = latent.lerp(z0, z1, torch.tensor([0.0, 0.5, 1.0]))
     assert path.shape == (3, 5)
-    assert_close(path[0], z0) and assert_close(path[2], z1) and assert_close(path[1], (z0 + z1) / 2)
+    assert_close(path[0], z0)
+    assert_close(path[2], z1)
+    assert_close(path[1], (z0 + z1) / 2)
 
 
 def test_slerp_on_orthogonal_unit_vectors_is_cos_and_sin():

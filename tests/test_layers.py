@@ -72,7 +72,8 @@ def test_power_iteration_converges_to_the_largest_singular_value():
     sigma, u, v = layers.power_iteration(W, _unit(8), n_iter=300)
     assert sigma_1 < true - 1e-3  # one iteration from a random u is an underestimate ...
     assert_close(sigma, true, rtol=1e-5, atol=0)  # ... that converges to sigma(W)
-    assert_close(u.norm(), torch.tensor(1.0)) and assert_close(v.norm(), torch.tensor(1.0))
+    assert_close(u.norm(), torch.tensor(1.0))
+    assert_close(v.norm(), torch.tensor(1.0))
     assert_close(sigma, u @ W.reshape(8, -1) @ v)  # sigma = u^T W v
     left = torch.linalg.svd(W.reshape(8, -1))[0][:, 0]  # (8,): the top left singular vector
     assert_close(u.abs(), left.abs(), atol=1e-3, rtol=0)
@@ -90,7 +91,8 @@ def test_hand_power_iteration_is_torchs_given_the_same_u():
         sn._v.copy_(layers.power_iteration(W, u0, 1)[2])
     W_sn = layer.train().weight  # one power iteration, then W / sigma
     sigma_torch = W.norm() / W_sn.norm()
-    assert_close(sn._u, u_1) and assert_close(sn._v, v_2)  # the same half-steps, torch ends on v
+    assert_close(sn._u, u_1)  # the same half-steps, torch ends on v
+    assert_close(sn._v, v_2)
     assert sigma_2 - sigma_1 > 1e-3 and sigma_1 < sigma_torch < sigma_2  # so its sigma is half a step ahead
     assert_close(sigma_torch, sn._u @ layers.weight_matrix(W) @ sn._v)  # sigma = u^T W v on torch's u, v
 

@@ -100,3 +100,36 @@ def test_nbval_stops_a_notebook_at_its_first_failing_cell_and_names_it():
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
         shutil.rmtree(course.NBVAL_DIR / "executed" / "selftest", ignore_errors=True)
+
+
+def _chained_checks(source: str) -> list[int]:
+    """Lines where a check returning None (assert_close, np.testing.assert_*) is chained with `and`/`or`:
+    ``assert_close(a, b) and assert_close(c, d)`` never runs the second check, since the first returns None."""
+    import ast
+
+    code = "\n".join(line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())  # IPython magics: a statement of the same indentation
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.BoolOp):
+            for value in node.values[:-1]:
+                func = value.func if isinstance(value, ast.Call) else None
+                name = getattr(func, "attr", None) or getattr(func, "id", None)
+                if name and name.startswith("assert_"):
+                    found.append(node.lineno)
+    return found
+
+
+def test_no_check_is_chained_with_and():
+    """A bug class found in four lessons and tests (2026-12-04): chained like this, every check after the first
+    was skipped. Every notebook, deck, test and library module is read."""
+    assert _chained_checks("assert_close(x, y) and assert_close(y, z)\n") == [1]  # the check can fail
+    assert _chained_checks("assert_close(x, y)\nassert a and b\n") == []
+    offenders = []
+    for path in SOURCES:
+        for i, cell in enumerate(_cells(path)):
+            if cell.cell_type == "code" and _chained_checks(cell.source):
+                offenders.append(f"{path.parent.name}/{path.name} cell {i}")
+    for path in sorted((course.ROOT / "tests").glob("*.py")) + sorted((course.ROOT / "ganlib").glob("*.py")):
+        offenders += [f"{path.name}:{line}" for line in _chained_checks(path.read_text())]
+    assert offenders == [], f"checks chained with and/or (the later ones never run): {offenders}"
