@@ -133,3 +133,14 @@ def test_no_check_is_chained_with_and():
     for path in sorted((course.ROOT / "tests").glob("*.py")) + sorted((course.ROOT / "ganlib").glob("*.py")):
         offenders += [f"{path.name}:{line}" for line in _chained_checks(path.read_text())]
     assert offenders == [], f"checks chained with and/or (the later ones never run): {offenders}"
+
+
+def test_the_readme_lists_every_lesson_in_one_table():
+    """One row per lesson, in order, with a link to its notebook, and no blank line splitting the table (a
+    blank line after lesson 04 once turned lessons 05-09 into loose text)."""
+    lines = (course.ROOT / "README.md").read_text().splitlines()
+    rows = [i for i, line in enumerate(lines) if re.match(r"\| \d\d \| \[", line)]
+    assert [lines[i][2:4] for i in rows] == [nb.stem[:2] for nb in NOTEBOOKS]
+    assert rows == list(range(rows[0], rows[0] + len(rows))), "the lesson rows must be consecutive lines"
+    for i, nb in zip(rows, NOTEBOOKS):
+        assert f"(notebooks/{nb.name})" in lines[i]
