@@ -3,6 +3,10 @@
 The figure is an ordinary notebook output (with a display id) that the sliders update in place.
 So a notebook run headlessly (papermill, nbval, CI) or rendered statically (GitHub, nbconvert)
 keeps the figure drawn at the default values, and JupyterLab or Colab redraws it live.
+
+Each figure ``fn`` returns is closed in pyplot before it is shown: a figure made with
+``plt.subplots`` and left open is drawn a second time by the inline backend when the cell ends, a
+copy no slider updates (lesson 08's attention explorer did that in JupyterLab).
 """
 
 from __future__ import annotations
@@ -33,19 +37,22 @@ def explore(fn: Callable[..., Figure], **controls):
     (a dropdown), or any ipywidgets value widget. Returns the dict of controls.
     """
     import ipywidgets as w
+    import matplotlib.pyplot as plt
     from IPython.display import DisplayHandle, display
 
     sliders = {name: _slider(name, spec) for name, spec in controls.items()}
 
-    def values():
-        return {name: s.value for name, s in sliders.items()}
+    def figure():
+        fig = fn(**{name: s.value for name, s in sliders.items()})
+        plt.close(fig)  # shown once, by the handle below: pyplot must not draw it again at the cell's end
+        return fig
 
     display(w.HBox(list(sliders.values())))
     handle = DisplayHandle()  # an ordinary output that updates in place
-    handle.display(fn(**values()))
+    handle.display(figure())
 
     def redraw(_change):
-        handle.update(fn(**values()))
+        handle.update(figure())
 
     for s in sliders.values():
         s.observe(redraw, names="value")
