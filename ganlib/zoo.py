@@ -156,14 +156,14 @@ def steps_for(name: str, G, D, opt_G, opt_D, real, batch_size: int, *, margin: f
 # ---------------------------------------------------------------------------------------------
 
 TOYS_10 = {  # lesson 02's networks, Adam 3e-4 (0.5, 0.999), one D step; margin: EBGAN's m on squared distances
-    "smoke": dict(toy_steps=30, toy_hidden=32, toy_depth=2, toy_batch=128, lr=3e-4, margin=1.0, log_every=10),
-    "cpu": dict(toy_steps=3000, toy_hidden=128, toy_depth=4, toy_batch=256, lr=3e-4, margin=1.0, log_every=150),
-    "gpu": dict(toy_steps=3000, toy_hidden=128, toy_depth=4, toy_batch=256, lr=3e-4, margin=1.0, log_every=150),
+    "smoke": dict(toy_steps=30, toy_hidden=32, toy_depth=2, toy_batch=128, lr=3e-4, margin=0.1, log_every=10),
+    "cpu": dict(toy_steps=6000, toy_hidden=128, toy_depth=4, toy_batch=256, lr=3e-4, margin=0.1, log_every=300),
+    "gpu": dict(toy_steps=6000, toy_hidden=128, toy_depth=4, toy_batch=256, lr=3e-4, margin=0.1, log_every=300),
 }
 IMAGES_10 = {  # lesson 03's DCGAN at lesson 08's budget, Adam 2e-4 (0.5, 0.999); EBGAN's m on per-pixel MSE
-    "smoke": dict(steps=8, batch_size=16, width=8, limit=1024, margin=1.0, log_every=4),
-    "cpu": dict(steps=1000, batch_size=64, width=32, limit=None, margin=1.0, log_every=50),
-    "gpu": dict(steps=10_000, batch_size=64, width=64, limit=None, margin=1.0, log_every=250),
+    "smoke": dict(steps=8, batch_size=16, width=8, limit=1024, margin=0.1, log_every=4),
+    "cpu": dict(steps=1000, batch_size=64, width=32, limit=None, margin=0.1, log_every=50),
+    "gpu": dict(steps=10_000, batch_size=64, width=64, limit=None, margin=0.1, log_every=250),
 }
 
 

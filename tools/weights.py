@@ -160,6 +160,9 @@ QUALITY = {  # lesson -> {run name pattern: how its shipped runs are measured, a
     "09_stylegan": {"fashion_mnist32-long-*": Quality(stylegan_quality, {**CLASS_CHECK, "FID": ("<=", DCGAN_03_FID)}),
                     "fashion_mnist-long-*": Quality(dcgan_quality, {**CLASS_CHECK, "FID": ("<=", 2.0)}),  # beside it: 1.27
                     "*": Quality(stylegan_quality, {"FID": ("<=", SHORT_09_FID)})},
+    "10_loss_zoo": {"toy-*": Quality(toy_quality, {}),  # 30 toy runs: measured; the lesson asserts what held in every seed
+                    "*-EBGAN-*": Quality(dcgan_quality, {}),  # EBGAN collapsed at this budget and margin (the lesson says so)
+                    "*": Quality(dcgan_quality, {"FID": ("<=", 40.0)})},  # 1,000 steps: FIDs 17-26 in the lab
 }
 
 
