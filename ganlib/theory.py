@@ -134,3 +134,17 @@ def optimal_energy_d_loss(p_data, p_g, dx: float, margin: float) -> torch.Tensor
     Theorem 1); the further apart the two, the lower.
     """
     return margin * (1 - total_variation(p_data, p_g, dx))
+
+
+def relativistic_average_d_loss(c, p_data, p_g, dx: float) -> torch.Tensor:
+    """RaSGAN's D objective for a critic ``c`` (logits on the grid), with the expectations integrated:
+    1/2 integral p_data softplus(-(c - E_g c)) dx + 1/2 integral p_g softplus(c - E_data c) dx.
+
+    At p_g = p_data it is at least log 2 for every c (softplus(-u) + softplus(u) >= 2 log 2), with equality
+    for a constant c; so log 2 - min_c of it is >= 0 and vanishes when the two distributions agree
+    (Jolicoeur-Martineau 2019, *On Relativistic f-Divergences*, proves it is a divergence).
+    """
+    c, p, q = torch.as_tensor(c), torch.as_tensor(p_data), torch.as_tensor(p_g)
+    mean_fake, mean_real = (q * c).sum() * dx, (p * c).sum() * dx
+    softplus = torch.nn.functional.softplus
+    return 0.5 * ((p * softplus(-(c - mean_fake))).sum() + (q * softplus(c - mean_real)).sum()) * dx

@@ -437,3 +437,33 @@ def test_train_toy_runs_and_resumes_from_its_checkpoint(name, tmp_path):
     assert resumed.step == recipe["toy_steps"] and len(resumed.history.steps) > 0
     assert resumed.history.steps == state.history.steps
     assert all(torch.equal(a, b) for a, b in zip(state.G.state_dict().values(), resumed.G.state_dict().values()))
+
+
+def test_rasgan_d_objective_on_a_grid_is_the_batch_loss_in_expectation_and_log_2_bounds_it_at_p_equal_q():
+    """theory.relativistic_average_d_loss integrates losses.d_loss_relativistic_average: for two uniform
+    distributions on grid points it equals the batch loss on exactly those points; at p = q no critic
+    goes below log 2 (random critics), a constant one reaches it; at p != q an optimised critic goes below."""
+    import math
+
+    x = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    dx = float(x[1] - x[0])
+    p = torch.exp(-0.5 * (x + 1) ** 2)
+    q = torch.exp(-0.5 * ((x - 1) / 0.7) ** 2)
+    p, q = p / (p.sum() * dx), q / (q.sum() * dx)
+    c = torch.sin(x) + 0.3 * x
+    real_at, fake_at = torch.arange(0, 40), torch.arange(25, 65)  # uniform on 40 points each: masses 1/40
+    p_u, q_u = torch.zeros_like(x), torch.zeros_like(x)
+    p_u[real_at], q_u[fake_at] = 1 / (40 * dx), 1 / (40 * dx)
+    batch = losses.d_loss_relativistic_average(c[real_at], c[fake_at])  # the training loss on those batches
+    assert_close(theory.relativistic_average_d_loss(c, p_u, q_u, dx), batch)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        assert float(theory.relativistic_average_d_loss(3 * torch.randn(81, generator=gen, dtype=torch.float64), p, p, dx)) >= math.log(2) - 1e-12
+    assert_close(theory.relativistic_average_d_loss(torch.full_like(x, 2.0), p, p, dx), torch.tensor(math.log(2), dtype=torch.float64))
+    critic = torch.zeros(81, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([critic], lr=0.1)
+    for _ in range(300):
+        opt.zero_grad()
+        theory.relativistic_average_d_loss(critic, p, q, dx).backward()
+        opt.step()
+    assert float(theory.relativistic_average_d_loss(critic.detach(), p, q, dx)) < math.log(2) - 0.05
