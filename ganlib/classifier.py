@@ -89,6 +89,26 @@ def metric_inputs(model: "FashionClassifier", batch_size: int = 1000):
     return features, probs
 
 
+@torch.no_grad()
+def sample_quality(model: "FashionClassifier", x: torch.Tensor, f_real: torch.Tensor, y: torch.Tensor | None = None,
+                   batch_size: int = 1000) -> dict[str, float]:
+    """What the course measures of generated images ``x`` (N, 1, 28, 28): FID against the real features
+    ``f_real`` (``metric_inputs``'s, float64), and lesson 03's class check inputs: the smallest share of any
+    class among the predicted labels (``min_class_share``) and the mean top probability (``confidence``);
+    given the labels ``y`` the images were asked for, also ``consistency`` (lesson 05's
+    ``cgan.class_consistency``). One pass of the classifier over ``x``: the probabilities come from the
+    features it already computed."""
+    from .metrics import fid
+
+    f = apply_batched(model.features, x, batch_size).double()
+    confidence, label = model.head(f.float()).softmax(dim=1).max(dim=1)
+    share = torch.bincount(label, minlength=model.head.out_features).double() / len(label)
+    out = {"FID": fid(f_real, f), "min_class_share": float(share.min()), "confidence": float(confidence.mean())}
+    if y is not None:
+        out["consistency"] = float((label == y.to(label.device)).double().mean())
+    return out
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The fraction of images whose arg-max logit is the true label."""
     return float((apply_batched(model, x).argmax(dim=1) == y).double().mean())

@@ -11,6 +11,7 @@ table of them compares losses and nothing else).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,8 +20,8 @@ import torch
 from torch import nn
 
 from . import dcgan, layers, losses, train, wgan
-from .speed import amp_context
-from .updates import discriminator_step, frozen, real_sampler, update
+from .speed import autocast
+from .updates import frozen, real_sampler, update
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,12 @@ def score_outputs(d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, torch
 def relativistic_steps(G, D, opt_G, opt_D, real, batch_size: int, *, d_loss, g_loss, amp: str | bool = False):
     """``d_step`` and ``g_step`` for a loss whose G side needs D's scores of real data (RSGAN, RaGANs).
 
-    D's step is the usual one. G's step draws a real batch too and minimises ``g_loss(D(G(z)), D(x))``
+    D's step is ``train.gan_steps``'s. G's step draws a real batch too and minimises ``g_loss(D(G(z)), D(x))``
     with D frozen: D(x) then carries no gradient, but the *average* fake score inside the real term does.
     """
+    d_step, _ = train.gan_steps(G, D, opt_G, opt_D, real, batch_size, d_loss=d_loss, outputs=score_outputs, amp=amp)
     device = next(G.parameters()).device
-    sample, ctx = real_sampler(real, device), amp_context(device, amp, opt_G, opt_D)
-
-    def d_step():
-        x_real, x_fake = sample(batch_size), train.fakes(G, batch_size, ctx)
-        return discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx, outputs=score_outputs)
+    sample, ctx = real_sampler(real, device), autocast(device, amp)  # gan_steps gave the optimisers their scalers
 
     def g_step():
         x_real = sample(batch_size)
@@ -115,17 +113,13 @@ def toy_autoencoder(dim: int = 2, hidden: int = 128, depth: int = 4, code: int =
 
 def energy_steps(G, D: AutoencoderD, opt_G, opt_D, real, batch_size: int, *, margin: float,
                  pt_weight: float = PT_WEIGHT, amp: str | bool = False):
-    """EBGAN's steps: D minimises ``losses.d_loss_energy`` (per-sample margin ``margin``), G minimises its
-    samples' energy plus ``pt_weight`` times the pulling-away term of their codes (EBGAN-PT)."""
+    """EBGAN's steps: D minimises ``losses.d_loss_energy`` (per-sample margin ``margin``; the step is
+    ``train.gan_steps``'s), G minimises its samples' energy plus ``pt_weight`` times the pulling-away term of
+    their codes (EBGAN-PT)."""
+    d_loss = functools.partial(losses.d_loss_energy, margin=margin)
+    d_step, _ = train.gan_steps(G, D, opt_G, opt_D, real, batch_size, d_loss=d_loss, outputs=score_outputs, amp=amp)
     device = next(G.parameters()).device
-    sample, ctx = real_sampler(real, device), amp_context(device, amp, opt_G, opt_D)
-
-    def d_loss(e_real, e_fake):
-        return losses.d_loss_energy(e_real, e_fake, margin)
-
-    def d_step():
-        x_real, x_fake = sample(batch_size), train.fakes(G, batch_size, ctx)
-        return discriminator_step(D, opt_D, d_loss, x_real, x_fake, ctx, outputs=score_outputs)
+    ctx = autocast(device, amp)  # gan_steps gave the optimisers their scalers
 
     def g_step():
         with ctx:

@@ -76,3 +76,23 @@ def test_metric_inputs_are_the_batched_features_and_probabilities_in_float64():
         torch.testing.assert_close(features(x), model.features(x).double(), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(probs(x), model.probs(x).double(), rtol=1e-5, atol=1e-6)
     assert features(x).dtype == probs(x).dtype == torch.float64 and not features(x).requires_grad
+
+
+def test_sample_quality_is_fid_and_the_class_check_of_the_images():
+    """One pass: FID as metrics.fid of the features, and the class shares and confidence of model.probs,
+    each computed here by its own route (metric_inputs' probabilities, a Python count of the labels)."""
+    from ganlib import metrics
+
+    torch.manual_seed(0)
+    model = classifier.FashionClassifier().eval()
+    x, x_real = torch.rand(60, 1, 28, 28) * 2 - 1, torch.rand(60, 1, 28, 28) * 2 - 1
+    features, probs = classifier.metric_inputs(model, batch_size=7)
+    got = classifier.sample_quality(model, x, features(x_real), batch_size=7)
+    p = probs(x)
+    labels = p.argmax(dim=1).tolist()
+    assert got["min_class_share"] == pytest.approx(min(labels.count(k) for k in range(10)) / 60)
+    assert got["confidence"] == pytest.approx(float(p.max(dim=1).values.mean()), rel=1e-5)
+    assert got["FID"] == pytest.approx(metrics.fid(features(x_real), features(x)), rel=1e-6)
+    y = torch.arange(60) % 10
+    asked = classifier.sample_quality(model, x, features(x_real), y, batch_size=7)["consistency"]
+    assert asked == pytest.approx(sum(a == b for a, b in zip(labels, y.tolist())) / 60)

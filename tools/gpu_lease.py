@@ -81,12 +81,9 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-WORK = Path("/tmp/gpu-lease")
-
-
-def execute(out: Path, phase: str, source: Path, parameters: dict, env: dict, deadline: float) -> dict:
+def execute(out: Path, work: Path, phase: str, source: Path, parameters: dict, env: dict, deadline: float) -> dict:
     """One notebook through papermill's command line, stopped at the deadline."""
-    dest = WORK / f"notebooks-{phase}" / source.parent.name / source.name
+    dest = work / f"notebooks-{phase}" / source.parent.name / source.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "papermill", str(source), str(dest), "--cwd", str(source.parent), "-k", "python3",
            "--no-progress-bar"]
@@ -137,18 +134,16 @@ def report(env: dict, bench: dict, results: list[dict], deadline_s: float) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    global WORK
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the few files to bring back")
-    parser.add_argument("--work", type=Path, default=WORK, help="where the executed notebooks go")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-lease"), help="where the executed notebooks go")
     parser.add_argument("--no-benchmark", action="store_true", help="skip step 2 (a re-check of a few lessons)")
     parser.add_argument("--cpu-dry-run", action="store_true", help="try the flow on the CPU (no benchmark)")
     parser.add_argument("--deadline", type=float, default=470.0, help="seconds from the start; every run stops there")
     parser.add_argument("--workers", type=int, default=8, help="smoke notebooks executed at a time")
     parser.add_argument("--lessons", nargs="*", default=[], help="lesson prefixes (default: all)")
     args = parser.parse_args(argv)
-    WORK = args.work
-    out = args.out
+    out, work = args.out, args.work
     out.mkdir(parents=True, exist_ok=True)
     deadline = START + args.deadline
     sys.path.insert(0, str(ROOT / "tools"))
@@ -168,29 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     smoke_env = {**quiet, "GANLIB_DEVICE": device, "GANLIB_DEVICE_CHECK": "0"}
     smoke_deadline = min(deadline, time.monotonic() + 200.0)  # leave phase 4 most of the lease
     with ThreadPoolExecutor(args.workers) as pool:
-        results = list(pool.map(lambda s: execute(out, "smoke", s, course.SMOKE_PARAMETERS, smoke_env, smoke_deadline),
+        results = list(pool.map(lambda s: execute(out, work, "smoke", s, course.SMOKE_PARAMETERS, smoke_env, smoke_deadline),
                                 chosen))
-    jobs = [("gpu", s, {"profile": "gpu"}, {**quiet, "GANLIB_DEVICE_CHECK": "0"}) for s in lessons]
-    jobs += [("cpu-fp32", s, {"profile": "cpu"}, {**quiet, "GANLIB_DEVICE": device, "GANLIB_DEVICE_CHECK": "0",
-                                                  "GANLIB_PRECISION": "fp32"}) for s in lessons]
-    with ThreadPoolExecutor(len(lessons) + 3) as pool:  # every gpu run at once, the cpu-fp32 runs three at a time
-        gpu_futures = [pool.submit(execute, out, *job, deadline) for job in jobs[:len(lessons)]]
-        cpu_results = []
-
-        def cpu_runner() -> None:
-            with ThreadPoolExecutor(3) as inner:
-                cpu_results.extend(inner.map(lambda j: execute(out, *j, deadline), jobs[len(lessons):]))
-
-        runner = threading.Thread(target=cpu_runner)
-        runner.start()
-        results += [f.result() for f in gpu_futures]
-        runner.join()
-        results += cpu_results
+    gpu_jobs = [("gpu", s, {"profile": "gpu"}, {**quiet, "GANLIB_DEVICE_CHECK": "0"}) for s in lessons]
+    cpu_jobs = [("cpu-fp32", s, {"profile": "cpu"}, {**quiet, "GANLIB_DEVICE": device, "GANLIB_DEVICE_CHECK": "0",
+                                                     "GANLIB_PRECISION": "fp32"}) for s in lessons]
+    with ThreadPoolExecutor(len(lessons)) as gpu_pool, ThreadPoolExecutor(3) as cpu_pool:  # every gpu run at once,
+        futures = [gpu_pool.submit(execute, out, work, *job, deadline) for job in gpu_jobs]  # the cpu-fp32 ones
+        futures += [cpu_pool.submit(execute, out, work, *job, deadline) for job in cpu_jobs]  # three at a time
+        results += [f.result() for f in futures]
 
     (out / "summary.json").write_text(json.dumps({"environment": env, "benchmark": bench, "results": results}, indent=1))
     (out / "report.md").write_text(report(env, bench, results, args.deadline))
     for phase in ("gpu", "cpu-fp32"):  # two tars per phase keep each under the 16 MiB a returned file may have
-        executed = sorted((WORK / f"notebooks-{phase}").glob("*/*.ipynb"))
+        executed = sorted((work / f"notebooks-{phase}").glob("*/*.ipynb"))
         for half, part in (("a", executed[:len(executed) // 2]), ("b", executed[len(executed) // 2:])):
             if part:
                 with tarfile.open(out / f"{phase}-{half}.tar", "w") as tar:
