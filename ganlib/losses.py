@@ -169,6 +169,47 @@ def pulling_away(s: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# GANs that infer and classify (lesson 11): the K+1-class D and the joint (x, z) D
+# ---------------------------------------------------------------------------------------------
+
+
+def k_plus_one_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, K) class logits -> (B, K+1): the fake class's logit appended, **fixed at 0** (Salimans et al.
+    2016): a softmax over K+1 logits is over-parameterised, so one of them can be pinned."""
+    return torch.cat([logits, logits.new_zeros(len(logits), 1)], dim=1)
+
+
+def real_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The logit of D(x) = 1 - p(fake | x) = Z / (Z + 1), Z = sum_k exp l_k(x): log Z = logsumexp_k l_k(x)."""
+    return torch.logsumexp(logits, dim=1)
+
+
+def d_loss_supervised(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """-E log p(y | x, y < K+1) on the labelled batch: cross-entropy over the K real classes only."""
+    return F.cross_entropy(logits.float(), y)
+
+
+def d_loss_unsupervised(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """1/2 (-E_x log D(x) - E_z log(1 - D(G(z)))) with D(x) = sigma(logsumexp l(x)): the GAN's D loss on the
+    real logit of unlabelled data and fakes, halved as in Salimans et al.'s code
+    (1/2 [-LSE(l_unl) + softplus(LSE(l_unl)) + softplus(LSE(l_fake))], since softplus(a) - a = softplus(-a))."""
+    return d_loss_minimax(real_logit(logits_real.float()), real_logit(logits_fake.float())) / 2
+
+
+def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
+    """|| E f(x) - E f(G(z)) ||^2 / F: G matches the batch means of D's F hidden features (Salimans et al.
+    2016; the MNIST script's squared distance, averaged over features)."""
+    return (f_real.float().mean(dim=0) - f_fake.float().mean(dim=0)).square().mean()
+
+
+def g_loss_bidirectional(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """BiGAN/ALI's loss for the pair (G, E): D's loss with the labels swapped, -E log(1 - D(x, E(x))) -
+    E log D(G(z), z), where d_real = D(x, E(x)) and d_fake = D(G(z), z) are logits; E learns through the
+    first term, G through the second (the non-saturating form of Dumoulin et al. 2017)."""
+    return d_loss_minimax(d_fake, d_real)
+
+
+# ---------------------------------------------------------------------------------------------
 # Penalties (lessons 07 and 09): their own fp32 forward, graph kept for the double backward
 # ---------------------------------------------------------------------------------------------
 
