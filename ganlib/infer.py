@@ -231,6 +231,42 @@ def bidirectional_steps(GE: GeneratorEncoder, D: JointD, opt_G, opt_D, real, bat
     return d_step, g_step
 
 
+def fit_logistic(a: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: float = 1e-4, max_iter: int = 200):
+    """(W, b) minimising cross-entropy(softmax(a W + b), y) + ``weight_decay`` * ||W||^2 / 2, by L-BFGS (float64)."""
+    a = a.double()
+    W = torch.zeros(a.shape[1], classes, dtype=torch.float64, device=a.device, requires_grad=True)
+    b = torch.zeros(classes, dtype=torch.float64, device=a.device, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(a @ W + b, y) + weight_decay / 2 * W.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach(), b.detach()
+
+
+def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
+                 weight_decay: float = 1e-4, max_iter: int = 200) -> float:
+    """Test accuracy of multinomial logistic regression (``fit_logistic``) on features standardised by the
+    training features' mean and std."""
+    mean, std = f_train.double().mean(0), f_train.double().std(0).clamp_min(1e-6)
+    a, b = ((f.double() - mean) / std for f in (f_train, f_test))
+    W, bias = fit_logistic(a, y_train, int(max(y_train.max(), y_test.max())) + 1, weight_decay, max_iter)
+    return float(((b @ W + bias).argmax(1) == y_test).double().mean())
+
+
+@torch.no_grad()
+def reconstruction_ratio(GE: GeneratorEncoder, x: torch.Tensor) -> float:
+    """BiGAN's EGr / EGr_b: the mean squared error of G(E(x)) against x, over the same against a random other
+    image of the batch (1: E tells G nothing about x; below 1: the reconstructions carry x's content)."""
+    r = GE.reconstruct(x)
+    other = x[torch.roll(torch.arange(len(x), device=x.device), 1)]
+    return float((r - x).square().mean() / (r - other).square().mean())
+
+
 def toy_bigan(hidden: int = 128, depth: int = 4, dim: int = 2, z_dim: int = 2) -> tuple[GeneratorEncoder, JointD]:
     """Lesson 02's toy G, an encoder of the same shape, and lesson 02's toy D on the pair (x, z)."""
     GE = GeneratorEncoder(wgan.ToyGenerator(z_dim, dim, hidden, depth), layers.mlp(dim, z_dim, hidden, depth))

@@ -4,10 +4,14 @@ the public bug classes as regressions."""
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
+
+from torch import nn
 
 from ganlib import data, infer, losses
 
@@ -201,3 +205,45 @@ def test_gaussian_noise_only_while_training():
     x = torch.zeros(1000)
     assert 0.45 < float(noise(x).std()) < 0.55
     assert torch.equal(noise.eval()(x), x)
+
+
+# --- what lesson 11 measures -----------------------------------------------------------------------
+
+
+def test_the_probe_fits_scipys_optimum_of_the_same_objective_and_separates_what_is_separable():
+    """``fit_logistic``'s weights reach the objective's minimum as SciPy's L-BFGS-B finds it on the same function
+    written in NumPy; separable classes are classified perfectly, overlapping ones mostly."""
+    from scipy.optimize import minimize
+
+    gen = torch.Generator().manual_seed(0)
+    centres = 3 * torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    y = torch.arange(300) % 3
+    f = centres[y] + torch.randn(300, 4, generator=gen, dtype=torch.float64)
+    assert infer.linear_probe(f[:200], y[:200], f[200:], y[200:]) > 0.9
+    sep = centres[y] * 10 + 0.1 * torch.randn(300, 4, generator=gen, dtype=torch.float64)
+    assert infer.linear_probe(sep[:200], y[:200], sep[200:], y[200:]) == 1.0
+
+    a, yy, lam = f[:200].numpy(), y[:200].numpy(), 1e-2
+
+    def objective(theta):  # cross-entropy + lam/2 ||W||^2, in NumPy
+        W, b = theta[:12].reshape(4, 3), theta[12:]
+        z = a @ W + b
+        z = z - z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return -logp[np.arange(200), yy].mean() + lam / 2 * (W ** 2).sum()
+
+    best = minimize(objective, np.zeros(15), method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-10}).fun
+    W, b = infer.fit_logistic(f[:200], y[:200], 3, weight_decay=lam)
+    assert abs(objective(np.concatenate([W.flatten().numpy(), b.numpy()])) - best) < 1e-6
+
+
+def test_reconstruction_ratio_is_one_for_an_uninformative_encoder_and_small_for_a_perfect_one():
+    x = torch.rand(64, 1, 8, 8) * 2 - 1
+    identity = infer.GeneratorEncoder(nn.Unflatten(1, (1, 8, 8)), nn.Flatten())
+    assert infer.reconstruction_ratio(identity, x) == 0.0
+    mean_image = infer.GeneratorEncoder(nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.Unflatten(1, (1, 8, 8))),
+                                        nn.Flatten())
+    with torch.no_grad():
+        mean_image.generator[1].weight.zero_()
+        mean_image.generator[1].bias.copy_(x.mean(0).flatten())
+    assert 0.8 < infer.reconstruction_ratio(mean_image, x) < 1.2
