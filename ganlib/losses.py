@@ -173,6 +173,11 @@ def pulling_away(s: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
+def _fp32_at_least(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 outputs in fp32 for the loss; fp32 and fp64 as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def k_plus_one_logits(logits: torch.Tensor) -> torch.Tensor:
     """(B, K) class logits -> (B, K+1): the fake class's logit appended, **fixed at 0** (Salimans et al.
     2016): a softmax over K+1 logits is over-parameterised, so one of them can be pinned."""
@@ -186,20 +191,20 @@ def real_logit(logits: torch.Tensor) -> torch.Tensor:
 
 def d_loss_supervised(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """-E log p(y | x, y < K+1) on the labelled batch: cross-entropy over the K real classes only."""
-    return F.cross_entropy(logits.float(), y)
+    return F.cross_entropy(_fp32_at_least(logits), y)
 
 
 def d_loss_unsupervised(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     """1/2 (-E_x log D(x) - E_z log(1 - D(G(z)))) with D(x) = sigma(logsumexp l(x)): the GAN's D loss on the
     real logit of unlabelled data and fakes, halved as in Salimans et al.'s code
     (1/2 [-LSE(l_unl) + softplus(LSE(l_unl)) + softplus(LSE(l_fake))], since softplus(a) - a = softplus(-a))."""
-    return d_loss_minimax(real_logit(logits_real.float()), real_logit(logits_fake.float())) / 2
+    return d_loss_minimax(real_logit(_fp32_at_least(logits_real)), real_logit(_fp32_at_least(logits_fake))) / 2
 
 
 def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
     """|| E f(x) - E f(G(z)) ||^2 / F: G matches the batch means of D's F hidden features (Salimans et al.
     2016; the MNIST script's squared distance, averaged over features)."""
-    return (f_real.float().mean(dim=0) - f_fake.float().mean(dim=0)).square().mean()
+    return (_fp32_at_least(f_real).mean(dim=0) - _fp32_at_least(f_fake).mean(dim=0)).square().mean()
 
 
 def g_loss_bidirectional(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
