@@ -347,9 +347,10 @@ def train_semi_supervised(data: SemiSupervised, draw: int, recipe: dict, *, dire
     state = train.GANState(G, D, opt_G, opt_D)
     d_step, g_step = semi_supervised_steps(G, D, opt_G, opt_D, data, recipe["batch_size"])
     per_class = data.n_labels // len(data.y_labelled.unique())
+    gan_recipe = {k: v for k, v in recipe.items() if not k.startswith("baseline_")}  # the baseline's settings do not make this run
     train.fit(state, d_step, g_step, recipe["steps"], log_every=recipe["log_every"], progress=progress,
               checkpoint=Path(directory) / f"{ssl_name(per_class, draw, recipe)}.pt",
-              checkpoint_every=recipe["steps"] // 4, recipe=recipe, pretrained=pretrained)
+              checkpoint_every=recipe["steps"] // 4, recipe=gan_recipe, pretrained=pretrained)
     return state
 
 

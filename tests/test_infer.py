@@ -247,3 +247,15 @@ def test_reconstruction_ratio_is_one_for_an_uninformative_encoder_and_small_for_
         mean_image.generator[1].weight.zero_()
         mean_image.generator[1].bias.copy_(x.mean(0).flatten())
     assert 0.8 < infer.reconstruction_ratio(mean_image, x) < 1.2
+
+
+def test_the_shipped_semi_supervised_runs_match_the_lessons_recipe():
+    """The baseline's settings are not part of the GAN run's recipe, so changing them keeps the shipped runs loadable
+    (a recipe that differs from the shipped one makes the lesson retrain four 8,000-step runs instead)."""
+    from ganlib import pretrained
+
+    runs = {k: e for k, e in pretrained.manifest().items() if k.startswith("11_infer_classify/fashion_mnist-ssl")}
+    assert len(runs) == 4
+    gan_recipe = {k: v for k, v in infer.SSL_11["cpu"].items() if not k.startswith("baseline_")}
+    for key, entry in runs.items():
+        assert entry["recipe"] == pretrained.recipe_of(gan_recipe["steps"], gan_recipe), key
