@@ -47,3 +47,79 @@ def test_a_pyplot_figure_is_shown_once_by_construction():
     controls["k"].value = 4
     assert len(made) == 2 and plt.get_fignums() == [], "a redrawn figure is still open in pyplot"
     assert made[-1].axes[0].lines[0].get_ydata()[-1] == 4  # closed in pyplot, the figure itself is intact
+
+
+def _shown(monkeypatch):
+    """Capture what explore displays: the controls' box (with the status line) and the figure's handle."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    return shown
+
+
+def _status_text(box) -> str:
+    import re
+
+    line = box.children[1].children[1]
+    return re.sub(r"<[^>]+>", "", line.value)
+
+
+def test_the_status_line_says_what_is_shown_and_what_fn_printed(monkeypatch):
+    """The line under the controls names the values the figure is drawn at, and the last line fn printed
+    (lesson 07's explorer printed 'loaded the shipped weights' above the figure and left it there, stale,
+    after a slider retrained it)."""
+    shown = _shown(monkeypatch)
+
+    def draw(n, kind):
+        print(f"loaded run {n}{kind}")
+        return Figure()
+
+    controls = widgets.explore(draw, n=(1, 10, 1, 3), kind=["a", "b"])
+    box = shown[0]
+    assert "Shown: n = 3, kind = a" in _status_text(box) and "loaded run 3a" in _status_text(box)
+    controls["n"].value = 7
+    assert "Shown: n = 7, kind = a" in _status_text(box) and "loaded run 7a" in _status_text(box)
+    assert "3a" not in _status_text(box)
+
+
+def test_a_slow_redraw_moves_the_progress_bar_and_hides_it_after(monkeypatch):
+    shown = _shown(monkeypatch)
+    seen = []
+
+    def draw(steps, progress):
+        bar = shown[0].children[1].children[0] if shown else None
+        for done in range(0, steps + 1, 5):
+            progress(done, steps, "training")
+            if bar is not None:
+                seen.append((bar.value, bar.layout.display, _status_text(shown[0])))
+        return Figure()
+
+    controls = widgets.explore(draw, steps=(10, 40, 10, 10))
+    seen.clear()
+    controls["steps"].value = 20
+    assert [v for v, _, _ in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert all(display != "none" for _, display, _ in seen), "the bar is visible while fn works"
+    assert seen[2][2].startswith("training for steps = 20: 10 / 20")
+    bar = shown[0].children[1].children[0]
+    assert bar.layout.display == "none" and _status_text(shown[0]).startswith("Shown: steps = 20")
+
+
+def test_a_redraw_that_fails_says_so_and_keeps_the_last_figure(monkeypatch):
+    shown = _shown(monkeypatch)
+    first = Figure()
+
+    def draw(k):
+        if k == 3:
+            raise ValueError("no such run")
+        return first
+
+    controls = widgets.explore(draw, k=(1, 5, 1, 2))
+    handle_updates = []
+    monkeypatch.setattr("IPython.display.DisplayHandle.update", lambda self, obj, **kw: handle_updates.append(obj))
+    with pytest.raises(ValueError, match="no such run"):
+        controls["k"].value = 3
+    text = _status_text(shown[0])
+    assert "Could not draw k = 3" in text and "no such run" in text and handle_updates == []
+    controls["k"].value = 4
+    assert handle_updates == [first] and _status_text(shown[0]).startswith("Shown: k = 4")
