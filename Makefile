@@ -3,6 +3,7 @@
 #   make lab      open the course in JupyterLab
 #   make run      execute every lesson headlessly (papermill, profile auto) into build/
 #   make test     every lesson and deck under nbval (smoke profile), then the unit, deck and student tests
+#   make check-course  every lesson opened live in JupyterLab (headless Chromium): Run All, each widget moved
 #   make test-gpu on a CUDA machine: make test with every lesson on the GPU, then the gpu profile of
 #                 LESSONS (default all) and the throughput benchmark, into docs/results/gpu-<date>-<device>.md
 #   make slides   build every lecture deck into build/slides/ (HTML + PDF; needs Node >= 20, npm, Chromium)
@@ -15,7 +16,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 
-.PHONY: install data lab run test test-gpu gpu-check clean weights
+.PHONY: install data lab run test check-course test-gpu gpu-check clean weights
 
 install: $(STAMP)
 
@@ -32,19 +33,27 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	@$(PY) -m ganlib.data fashion_mnist || echo "note: continuing without Fashion-MNIST (see above)"
 
+# JupyterLab refuses to start as root (containers, Colab-like VMs) unless told it may
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: install data
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
 
 run: install data
 	$(PY) tools/course.py run --profile $(PROFILE) --out build
 
 # nbval executes papermill-prepared copies of every lesson and deck (smoke parameters injected), once each;
 # the tests read those executed copies (see conftest.py). NBVAL_ARGS is the nbval command line.
-NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 build/nbval/notebooks build/nbval/slides
+# tests/live (the lessons in a browser) is `make check-course`'s, not make test's.
+NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=120 --ignore=tests/live build/nbval/notebooks build/nbval/slides
 
 test: install data
 	$(PY) tools/course.py prepare
 	$(PY) -m pytest $(NBVAL_ARGS) tests
+
+# Every lesson tried as a student would, in JupyterLab in headless Chromium (tools/live.py; needs `npm ci`
+# and Chromium, as the decks' checks): Run All, then each widget's controls moved once. About 10 min on 2 cores.
+check-course: install data
+	$(PY) -m pytest tests/live
 
 LESSONS ?=
 NO_CUDA := no CUDA device: make test-gpu needs a GPU

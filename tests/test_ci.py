@@ -73,3 +73,16 @@ def test_make_test_gpu_writes_its_report_even_when_a_smoke_cell_fails(tmp_path):
     assert "tools/gpu_report.py --smoke-log build/test-gpu/smoke.log 03" in ran, done.stdout + done.stderr
     assert done.returncode != 0, "a failed smoke run still fails make test-gpu"
     assert "1 failed" in (ROOT / "build" / "test-gpu" / "smoke.log").read_text()
+
+
+def test_make_lab_starts_as_root_and_only_then_allows_it():
+    """JupyterLab refuses to run as root without --allow-root (a container's usual user): make lab passes it
+    exactly when it runs as root."""
+    import os
+
+    plan = subprocess.run(["make", "-n", "-W", "pyproject.toml", "lab"], cwd=ROOT, capture_output=True, text=True).stdout
+    line = next(ln for ln in plan.splitlines() if "jupyter lab" in ln)
+    assert ("--allow-root" in line) == (os.getuid() == 0), line
+    as_user = subprocess.run(["make", "-n", "-W", "pyproject.toml", "lab", "LAB_FLAGS="], cwd=ROOT, capture_output=True,
+                             text=True).stdout
+    assert "--allow-root" not in next(ln for ln in as_user.splitlines() if "jupyter lab" in ln)
