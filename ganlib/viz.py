@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 from typing import Callable, Sequence
 
 import numpy as np
@@ -228,6 +229,11 @@ def panels(frames: Sequence, draw: Callable, ncols: int = 4, size: float = 2.6,
     return fig
 
 
+_PLAYER_GLYPHS = {"fa-minus": "\u2212", "fa-fast-backward": "\u23ee", "fa-step-backward": "|\u25c0",
+                  "fa-play fa-flip-horizontal": "\u25c0", "fa-pause": "\u275a\u275a", "fa-play": "\u25b6",
+                  "fa-step-forward": "\u25b6|", "fa-fast-forward": "\u23ed", "fa-plus": "+"}
+
+
 class Animation:
     """An animation that plays in Jupyter (HTML/JS) and falls back to its last frame as a PNG.
 
@@ -239,7 +245,11 @@ class Animation:
         self.fig, self._anim, self.n_frames = fig, anim, n_frames
 
     def to_html(self) -> str:
-        return self._anim.to_jshtml(default_mode="once")
+        """matplotlib's JS player, offline: its buttons' Font Awesome icons (a stylesheet from a CDN, which
+        an offline course cannot reach: the buttons came out blank) become plain Unicode glyphs."""
+        html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "",
+                      self._anim.to_jshtml(default_mode="once"))
+        return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _PLAYER_GLYPHS[m.group(1)], html)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         html = self.to_html()  # draws every frame; the figure is left on the last one

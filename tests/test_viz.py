@@ -51,6 +51,18 @@ def test_animation_plays_in_html_and_falls_back_to_png(tmp_path):
     assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"
 
 
+def test_the_animation_player_needs_no_network():
+    """matplotlib's player links Font Awesome from a CDN for its button icons: offline (and in the live JupyterLab
+    check, which blocks the request) the buttons came out blank. The player is self-contained, with a glyph per button."""
+    import re
+
+    html = viz.animate([0, 1, 2], lambda ax, f: ax.plot([0, f])).to_html()
+    assert not re.search(r'(?:href|src)="https?://', html) and 'class="fa' not in html
+    buttons = re.findall(r"<button[^>]*>\s*([^<]*?)\s*</button>", html)
+    assert len(buttons) == 9 and all(buttons), buttons
+    assert "\u25b6" in buttons and "\u275a\u275a" in buttons  # play, pause
+
+
 def test_matched_confusion_puts_the_matched_cells_on_the_diagonal_and_rows_sum_to_one():
     confusion = torch.tensor([[0, 8, 2], [9, 1, 0], [1, 1, 8]])  # codes 0, 1, 2 match labels 1, 0, 2
     fig = viz.matched_confusion(confusion, [1, 0, 2], ["a", "b", "c"])
