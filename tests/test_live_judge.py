@@ -1,0 +1,51 @@
+"""tools/live.py's judge: each failure a student would see in JupyterLab is caught from the browser's report
+(the live run itself is tests/live/, run by `make check-course`)."""
+
+import copy
+
+import pytest
+
+import live
+
+MOVE = {"moved": "psi 0.7 -> one step up", "seconds": 0.4, "imagesBefore": 1, "imagesAfter": 1, "changed": True,
+        "decoded": True, "status": "Shown: psi = 0.8, crossover = 3 (drawn in 0.2 s)", "screenshots": []}
+GOOD = {"name": "09_stylegan", "seconds": 60.0, "runSeconds": 50.0, "consoleErrors": [], "pageErrors": [],
+        "externalRequests": [], "kernelErrors": [],
+        "cells": [{"index": 0, "count": 1, "errors": [], "widgets": 0, "empty": False},
+                  {"index": 1, "count": None, "errors": [], "widgets": 0, "empty": True},
+                  {"index": 2, "count": 2, "errors": [], "widgets": 1, "empty": False}],
+        "widgets": [{"cell": 2, "before": {"images": 1, "srcs": ["a"], "decoded": True, "controls": [{"i": 0}],
+                                          "status": "Shown: psi = 0.7, crossover = 3 (drawn in 0.2 s)"},
+                     "controls": [MOVE]}]}
+
+
+def _changed(path, value):
+    report = copy.deepcopy(GOOD)
+    target = report
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return report
+
+
+def test_a_good_report_has_no_problem():
+    assert live.problems(GOOD) == []
+
+
+@pytest.mark.parametrize("path, value, says", [
+    (("widgets", 0, "controls", 0, "imagesAfter"), 2, "2 figures after the move"),  # lesson 08's figure drawn twice
+    (("widgets", 0, "before", "images"), 2, "2 figures under the widget"),
+    (("widgets", 0, "controls", 0, "changed"), False, "did not change"),
+    (("widgets", 0, "controls", 0, "status"), "Drawing psi = 0.8 ...", "status line"),
+    (("widgets", 0, "controls", 0, "error"), "no redraw: timeout", "no redraw"),
+    (("widgets", 0, "before", "status"), None, "does not say what is shown"),
+    (("cells", 0, "count"), None, "not executed"),
+    (("cells", 2, "errors"), ["NameError: name 'G' is not defined"], "shows an error"),
+    (("kernelErrors",), ["ValueError: callback failed"], "kernelErrors"),  # a callback's traceback: log console only
+    (("consoleErrors",), ["Uncaught TypeError"], "consoleErrors"),
+    (("externalRequests",), ["https://cdn.example/x.js"], "externalRequests"),
+    (("error",), "Error: page crashed\n at ...", "the browser failed"),
+])
+def test_each_failure_is_caught(path, value, says):
+    found = live.problems(_changed(path, value))
+    assert found and any(says in f for f in found), found
