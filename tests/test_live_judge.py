@@ -29,7 +29,19 @@ def _changed(path, value):
 
 
 def test_a_good_report_has_no_problem():
-    assert live.problems(GOOD) == []
+    assert live.problems(GOOD, [1]) == []
+
+
+def test_a_widget_not_found_in_the_page_is_a_problem():
+    """The first live run of the old lesson 08 found no widget (the page's markup differed from what the script
+    looked for) and would have passed: the explorers in the source are the expectation."""
+    assert any("the source's explorers have [1]" in f for f in live.problems(_changed(("widgets",), []), [1]))
+    assert any("[2]" in f for f in live.problems(GOOD, [2]))
+
+
+def test_the_explorers_are_read_from_the_source():
+    counts = {p.stem[:2]: live.explorers(p) for p in live.course.lessons()}
+    assert counts["01"] == [2] and counts["07"] == [3] and counts["02"] == []
 
 
 @pytest.mark.parametrize("path, value, says", [
@@ -47,5 +59,5 @@ def test_a_good_report_has_no_problem():
     (("error",), "Error: page crashed\n at ...", "the browser failed"),
 ])
 def test_each_failure_is_caught(path, value, says):
-    found = live.problems(_changed(path, value))
+    found = live.problems(_changed(path, value), [1])
     assert found and any(says in f for f in found), found

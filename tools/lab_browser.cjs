@@ -52,7 +52,9 @@ function cellStates() {
       index,
       count: model.executionCount,
       errors: outputs.filter((o) => o.output_type === "error").map((o) => `${o.ename}: ${o.evalue}`.slice(0, 300)),
-      widgets: cell.node.querySelectorAll(".jp-OutputArea .jupyter-widgets.widget-vbox, .jp-OutputArea .widget-vbox").length,
+      // outputs holding a control: one per explorer (ganlib.widgets.explore shows one box of controls)
+      widgets: Array.from(cell.node.querySelectorAll(".jp-OutputArea-child"))
+        .filter((child) => child.querySelector(".widget-slider, .widget-dropdown")).length,
       empty: model.sharedModel.getSource().trim() === "",
     };
   }).filter(Boolean);

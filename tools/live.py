@@ -125,11 +125,29 @@ def browse(base: str, token: str, names: list[str], out: Path, timeout: float = 
     return json.loads(proc.stdout)
 
 
-def problems(report: dict) -> list[str]:
-    """What went wrong with a lesson as a student in JupyterLab would have seen it; empty when all is well."""
+def explorers(lesson: Path) -> list[int]:
+    """How many controls each ``widgets.explore`` call in the lesson's source creates, in order."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(lesson, as_version=4)
+    calls = [node for c in nb.cells if c.cell_type == "code" and "widgets.explore(" in c.source
+             for node in sorted(ast.walk(ast.parse(c.source)), key=lambda n: getattr(n, "lineno", 0))
+             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "explore"]
+    return [len(call.keywords) for call in calls]
+
+
+def problems(report: dict, expected: list[int]) -> list[str]:
+    """What went wrong with a lesson as a student in JupyterLab would have seen it; empty when all is well.
+    ``expected``: the controls of each explorer in the lesson's source (``explorers``), all of which must be
+    found in the page and moved."""
     if report.get("error"):
         return [f"the browser failed: {report['error'].splitlines()[0]}"]
     found = []
+    moved = [len(w["controls"]) for w in report["widgets"]]
+    if moved != expected:
+        found.append(f"controls found and moved per widget: {moved}; the source's explorers have {expected}")
     cells = [c for c in report["cells"] if not c["empty"]]
     unrun = [c["index"] for c in cells if c["count"] is None]
     if unrun:
@@ -164,11 +182,12 @@ def problems(report: dict) -> list[str]:
 def check(prefixes: list[str], out: Path = OUT) -> list[tuple[dict, list[str]]]:
     """Open the chosen lessons (all by default) live; each report with its problems."""
     names = [p.stem for p in course.lessons() if not prefixes or any(p.stem.startswith(x) for x in prefixes)]
+    out = out.resolve()  # the server runs in out/notebooks: a relative path would point elsewhere from there
     out.mkdir(parents=True, exist_ok=True)
     with lab_server(out) as (base, token):
         reports = browse(base, token, names, out)
     (out / "reports.json").write_text(json.dumps(reports, indent=1))
-    return [(r, problems(r)) for r in reports]
+    return [(r, problems(r, explorers(ROOT / "notebooks" / f"{r['name']}.ipynb"))) for r in reports]
 
 
 def table(results: list[tuple[dict, list[str]]]) -> str:
