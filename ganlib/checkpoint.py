@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
+
 
 def rng_state() -> dict:
     """The state of every random generator a lesson uses: torch (CPU and CUDA), Python, NumPy."""
@@ -61,9 +63,13 @@ def save(path: str | os.PathLike, state, meta: dict | None = None) -> None:
             "G_ema": None if state.G_ema is None else state.G_ema.state_dict(),
             "history": state.history.state_dict(), "rng": rng_state(),
             "extras": {k: _extra_state(v) for k, v in getattr(state, "extras", {}).items()}, "meta": meta}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    if distributed.active():  # every rank's random stream; rank 0 writes, the others wait for the file
+        blob["rng_ranks"] = distributed.gather(blob["rng"])
+    if distributed.is_main():
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    distributed.barrier()
 
 
 def load(path: str | os.PathLike, state):
@@ -81,5 +87,17 @@ def load(path: str | os.PathLike, state):
     state.step = int(blob["step"])
     state.history.load_state_dict(blob["history"])
     _load_extras(path, getattr(state, "extras", {}), blob.get("extras", {}))
-    set_rng_state(blob["rng"])
+    set_rng_state(_own_rng(path, blob))
     return state
+
+
+def _own_rng(path, blob) -> dict:
+    """This rank's RNG state: under torchrun, the one this rank saved (a run resumed on N ranks continues
+    each rank's stream); in one process, rank 0's."""
+    if not distributed.active():
+        return blob["rng"]
+    saved = blob.get("rng_ranks") or [blob["rng"]]
+    if len(saved) != distributed.world():
+        raise ValueError(f"{path} was written by {len(saved)} rank(s), this run has {distributed.world()}: resume it "
+                         f"with --nproc_per_node x nodes = {len(saved)}, or load it in one process")
+    return saved[distributed.rank()]

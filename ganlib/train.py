@@ -59,7 +59,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import pretrained as shipped
+from . import distributed, pretrained as shipped
 from .checkpoint import load as load_checkpoint, save as save_checkpoint
 from .health import Health, check as health  # noqa: F401  (train.health: the name lessons use)
 from .updates import (  # noqa: F401  the step pieces, under the names lessons use (train.gan_steps, ...)
@@ -234,9 +234,10 @@ class _Meter:
             self.counts[k] = self.counts.get(k, 0) + 1
 
     def flush(self) -> tuple[dict[str, float], float]:
-        """Means since the last flush, and the wall-clock seconds they took (honest: after the sync)."""
-        keys = list(self.sums)
-        totals = torch.stack([self.sums[k] for k in keys]).cpu().tolist() if keys else []  # the one sync
+        """Means since the last flush (over ranks too, under torchrun), and the wall-clock seconds they took
+        (honest: after the sync)."""
+        keys = list(self.sums)  # the same keys, in the same order, on every rank: the same steps ran
+        totals = distributed.mean(torch.stack([self.sums[k] for k in keys])).cpu().tolist() if keys else []  # the one sync
         means = {k: t / self.counts[k] for k, t in zip(keys, totals)}
         now = time.perf_counter()
         seconds, self.sums, self.counts, self.since = now - self.since, {}, {}, now
@@ -287,7 +288,8 @@ def _start(state: GANState, steps: int, checkpoint, recipe, pretrained: bool) ->
             return True
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(checkpoint, state)
-        print(f"resumed from {checkpoint} at step {state.step} of {steps}")
+        if distributed.is_main():
+            print(f"resumed from {checkpoint} at step {state.step} of {steps}")
     return state.step >= steps
 
 
@@ -305,23 +307,32 @@ def fit_schedule(state: GANState, phases: list[Phase], steps: int, *, ema_beta: 
     ``on_log(state)`` runs after each logged row. Raises ``TrainingDiverged`` if a logged value turns
     NaN or infinite.
 
+    Under torchrun (``ganlib.distributed``) the same call trains on every rank: a fresh run starts from
+    rank 0's models with a random stream per rank, gradients are averaged at each optimiser step, logged
+    values are means over ranks (a NaN on one rank stops all of them), and rank 0 alone shows progress,
+    runs ``on_log`` and writes the checkpoint (with every rank's RNG state).
+
     ``recipe`` (the settings that decide what the run produces) is stored in the checkpoint; with
     ``pretrained=True`` the weights the course ships for this checkpoint's run are loaded instead of
     training, when their recipe equals this one (``ganlib.pretrained``; nothing is written then).
     """
     if _start(state, steps, checkpoint, recipe, pretrained):
         return state.history
+    if state.step == 0:  # under torchrun: rank 0's models everywhere, then a random stream per rank
+        distributed.broadcast(state.G, state.D, state.G_ema)
+        distributed.reseed_per_rank()
     if snapshot is not None and snapshot_every and state.step == 0:
         _snapshot(state, snapshot)
     meter = _Meter()
-    bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="training", dynamic_ncols=True)
+    bar = tqdm(total=steps, initial=state.step, disable=not progress or not distributed.is_main(), desc="training",
+               dynamic_ncols=True)
     while state.step < steps:
         _one_step(state, phases, meter, ema_beta)
         bar.update()
         save_now = checkpoint is not None and _due(state.step, checkpoint_every, steps)
         if save_now or _due(state.step, log_every, steps):
             _log(state, meter, bar)
-            if on_log is not None:
+            if on_log is not None and distributed.is_main():
                 on_log(state)
         if snapshot is not None and snapshot_every and _due(state.step, snapshot_every, steps):
             _snapshot(state, snapshot)

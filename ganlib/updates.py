@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import losses
+from . import distributed, losses
 from .speed import amp_context
 
 StepFn = Callable[[], dict[str, torch.Tensor]]
@@ -51,14 +51,17 @@ def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """One optimiser step on ``loss``: clear gradients (to None), backpropagate, step. Through the
     optimiser's ``GradScaler`` when an fp16 run gave it one (``speed.amp_context``): the loss is scaled
     before backpropagating, the gradients unscaled before the step, and a step whose gradients
-    overflowed is skipped."""
+    overflowed is skipped. Under torchrun the gradients are averaged across ranks before the step
+    (``ganlib.distributed``): the one place every step of every model family passes."""
     opt.zero_grad(set_to_none=True)
     scaler = getattr(opt, "grad_scaler", None)
     if scaler is None:
         loss.backward()
+        distributed.average_gradients(distributed.optimizer_params(opt))  # across torchrun's ranks; else nothing
         opt.step()
         return
     scaler.scale(loss).backward()
+    distributed.average_gradients(distributed.optimizer_params(opt))  # scaled alike on every rank; an inf reaches all
     scaler.step(opt)
     scaler.update()
 
