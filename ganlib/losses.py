@@ -228,9 +228,9 @@ def _input_gradient(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
     gradient of the batch sum, which then mixes the samples of a group (the official code does the same).
     """
     D = getattr(D, "_orig_mod", D)  # the eager module behind a torch.compile wrapper: double backward does not compile
-    x = x.detach().float().requires_grad_(True)
+    x = _fp32_at_least(x.detach()).requires_grad_(True)  # fp32, or float64 where a test or a study asks for it
     with torch.autocast(x.device.type, enabled=False), full_fp32():  # the gradient's graph is recorded here too
-        (grad,) = torch.autograd.grad(D(x).float().sum(), x, create_graph=True)
+        (grad,) = torch.autograd.grad(_fp32_at_least(D(x)).sum(), x, create_graph=True)
     return grad
 
 
