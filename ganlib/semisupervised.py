@@ -4,7 +4,9 @@ D is a K-class classifier whose class logits l(x) also decide real against fake,
 Z = sum_k exp l_k(x) (the K+1-th, "fake" logit fixed at 0: ``losses.k_plus_one_logits``). It learns from a few
 labelled images (``losses.d_loss_supervised``), from every image unlabelled and from G's fakes
 (``losses.d_loss_unsupervised``); G matches the mean of D's last hidden features (``losses.feature_matching``).
-The baseline is the same D network trained on the labelled images alone.
+The baseline is the same D network trained on the labelled images alone (``train_supervised``). Its settings
+are a preset of their own, ``SSL_BASELINE_11``: the GAN's recipe, ``SSL_11``, names the shipped runs, and the
+baseline's settings have no part in it.
 
 Labels cannot leak: ``split_labels`` hands training the ``per_class`` labelled images and the images
 alone (``SemiSupervised``), so no step can read another label.
@@ -168,11 +170,16 @@ def semi_supervised_steps(G, D: ClassifierD, opt_G, opt_D, data: SemiSupervised,
 
 SSL_11 = {  # Salimans et al.'s MNIST recipe, narrower and shorter: Adam (0.5, 0.999), batch 100 labelled + 100 unlabelled
     "smoke": dict(steps=10, batch_size=32, lr=3e-3, d_widths=[64, 32, 32], g_widths=[32, 64], z_dim=16, limit=2048,
-                  baseline_steps=10, baseline_lr=1e-3, log_every=5),
+                  log_every=5),
     "cpu": dict(steps=8000, batch_size=100, lr=3e-3, d_widths=[500, 250, 250], g_widths=[256, 512], z_dim=64,
-                limit=None, baseline_steps=1000, baseline_lr=1e-3, log_every=250),
+                limit=None, log_every=250),
     "gpu": dict(steps=8000, batch_size=100, lr=3e-3, d_widths=[500, 250, 250], g_widths=[256, 512], z_dim=64,
-                limit=None, baseline_steps=1000, baseline_lr=1e-3, log_every=250),
+                limit=None, log_every=250),
+}
+SSL_BASELINE_11 = {  # the supervised baseline (train_supervised): SSL_11's D and batch size, its own steps and Adam lr
+    "smoke": dict(steps=10, lr=1e-3),
+    "cpu": dict(steps=1000, lr=1e-3),
+    "gpu": dict(steps=1000, lr=1e-3),
 }
 
 
@@ -197,21 +204,21 @@ def train_semi_supervised(data: SemiSupervised, draw: int, recipe: dict, *, dire
     state = train.GANState(G, D, opt_G, opt_D)
     d_step, g_step = semi_supervised_steps(G, D, opt_G, opt_D, data, recipe["batch_size"])
     per_class = data.n_labels // len(data.y_labelled.unique())
-    gan_recipe = {k: v for k, v in recipe.items() if not k.startswith("baseline_")}  # the baseline's settings do not make this run
     train.fit(state, d_step, g_step, recipe["steps"], log_every=recipe["log_every"], progress=progress,
               checkpoint=Path(directory) / f"{ssl_name(per_class, draw, recipe)}.pt",
-              checkpoint_every=recipe["steps"] // 4, recipe=gan_recipe, pretrained=pretrained)
+              checkpoint_every=recipe["steps"] // 4, recipe=recipe, pretrained=pretrained)
     return state
 
 
-def train_supervised(data: SemiSupervised, seed: int, recipe: dict, progress: bool = False) -> ClassifierD:
-    """The baseline: the semi-supervised run's D network, trained on the labelled images alone (cross-entropy, Adam
-    ``recipe["baseline_lr"]`` with beta (0.5, 0.999), the same batch size) for ``recipe["baseline_steps"]`` steps,
-    seeded by ``seed``. (At the GAN's 3e-3 one baseline run in 15 collapsed to 19% test accuracy.)"""
+def train_supervised(data: SemiSupervised, seed: int, recipe: dict, baseline: dict, progress: bool = False) -> ClassifierD:
+    """The baseline: the semi-supervised run's D network (``recipe``, an ``SSL_11`` entry), trained on the labelled
+    images alone (cross-entropy, the same batch size) for ``baseline["steps"]`` steps of Adam ``baseline["lr"]`` with
+    beta (0.5, 0.999) (``baseline``, an ``SSL_BASELINE_11`` entry), seeded by ``seed``. (At the GAN's 3e-3 one
+    baseline run in 15 collapsed to 19% test accuracy.)"""
     torch.manual_seed(seed)
     D = ssl_networks(tuple(data.x_unlabelled.shape[1:]), recipe)[1].to(data.x_labelled.device)
-    opt = torch.optim.Adam(D.parameters(), recipe["baseline_lr"], betas=(0.5, 0.999), fused=train.fused_adam(D))
+    opt = torch.optim.Adam(D.parameters(), baseline["lr"], betas=(0.5, 0.999), fused=train.fused_adam(D))
     step = supervised_step(D, opt, data, recipe["batch_size"])
-    for _ in train.tqdm(range(recipe["baseline_steps"]), disable=not progress, desc="supervised"):
+    for _ in train.tqdm(range(baseline["steps"]), disable=not progress, desc="supervised"):
         step()
     return D.eval()

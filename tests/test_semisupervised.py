@@ -161,12 +161,48 @@ def test_gaussian_noise_only_while_training():
 
 
 def test_the_shipped_semi_supervised_runs_match_the_lessons_recipe():
-    """The baseline's settings are not part of the GAN run's recipe, so changing them keeps the shipped runs loadable
-    (a recipe that differs from the shipped one makes the lesson retrain four 8,000-step runs instead)."""
+    """SSL_11 as it is, no key left out: a recipe that differs from the shipped one makes the lesson retrain four
+    8,000-step runs instead (the baseline's settings, in SSL_11 once, did)."""
     from ganlib import pretrained
 
     runs = {k: e for k, e in pretrained.manifest().items() if k.startswith("11_infer_classify/fashion_mnist-ssl")}
     assert len(runs) == 4
-    gan_recipe = {k: v for k, v in semisupervised.SSL_11["cpu"].items() if not k.startswith("baseline_")}
+    recipe = semisupervised.SSL_11["cpu"]
     for key, entry in runs.items():
-        assert entry["recipe"] == pretrained.recipe_of(gan_recipe["steps"], gan_recipe), key
+        assert entry["recipe"] == pretrained.recipe_of(recipe["steps"], recipe), key
+
+
+def test_the_gan_run_hands_fit_the_lessons_recipe_unchanged_and_it_names_the_shipped_run(monkeypatch, tmp_path):
+    """What ``train_semi_supervised`` passes to ``train.fit`` is the recipe it was given, and with the lesson's cpu
+    recipe that finds the shipped run (``fit`` is recorded, not run: a miss would train for minutes)."""
+    from ganlib import pretrained
+
+    seen = {}
+    monkeypatch.setattr(semisupervised.train, "fit", lambda state, d_step, g_step, steps, **kw: seen.update(steps=steps, **kw))
+    images = data.ImageSet(torch.zeros(100, 1, 28, 28), torch.arange(100) % 10, tuple("0123456789"), "toy")
+    recipe = semisupervised.SSL_11["cpu"]
+    semisupervised.train_semi_supervised(semisupervised.split_labels(images, 10, 0), 0, recipe,
+                                         directory=tmp_path / "11_infer_classify", pretrained=True)
+    assert seen["recipe"] == recipe and seen["pretrained"] is True
+    entry, why = pretrained.lookup(seen["checkpoint"], seen["steps"], seen["recipe"])
+    assert entry is not None and entry["file"] == "11_infer_classify/fashion_mnist-ssl-10pc-draw0-8000.pt", why
+
+
+def test_the_baseline_takes_the_gan_runs_network_and_batch_and_its_own_presets_steps_and_learning_rate(monkeypatch):
+    assert set(semisupervised.SSL_BASELINE_11) == set(semisupervised.SSL_11)  # the same profiles
+    made, supervised_step = [], semisupervised.supervised_step
+
+    def counted(D, opt, split, batch_size):  # supervised_step, recording its optimiser's lr, its batch and its calls
+        step = supervised_step(D, opt, split, batch_size)
+        made.append({"lr": opt.param_groups[0]["lr"], "batch_size": batch_size, "steps": 0})
+
+        def run():
+            made[-1]["steps"] += 1
+            return step()
+        return run
+
+    monkeypatch.setattr(semisupervised, "supervised_step", counted)
+    recipe = dict(semisupervised.SSL_11["smoke"], d_widths=[16, 12])
+    D = semisupervised.train_supervised(semisupervised.split_labels(_images(), 5, seed=0), 0, recipe, {"steps": 7, "lr": 0.25})
+    assert made == [{"lr": 0.25, "batch_size": recipe["batch_size"], "steps": 7}]
+    assert not D.training and [m.out_features for m in D.modules() if isinstance(m, torch.nn.Linear)] == [16, 12, 10]
