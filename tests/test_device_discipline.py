@@ -63,6 +63,9 @@ def test_what_cuda_allows_passes():
         "w = x + z; w.cpu().numpy(); float(w.sum()); w.tolist()\n"
         "x[torch.tensor([0, 2])] = torch.zeros(2, 3)\n"  # host indices and values into a GPU tensor
         "g = torch.Generator(device=dev).manual_seed(1); torch.rand(3, device=dev, generator=g)\n"
+        "assert g.device == dev and torch.Generator().device == torch.device('cpu')  # as a CUDA generator answers\n"
+        "from ganlib import profiles\n"
+        "assert dc.home(profiles.draw(torch.rand, 3, device=dev, generator=g)) == 'gpu'  # drawn where g lives\n"
         "assert x.device == dev and torch.zeros(1).device == torch.device('cpu')\n")
     assert done.returncode == 0, done.stderr[-2000:]
 
