@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import layers, losses, train, wgan
+from . import latent, layers, losses, train, wgan
 from .updates import frozen, real_sampler, update
 
 
@@ -138,7 +138,7 @@ class UniformLatent(nn.Module):
         return self.net(z)
 
     def random_inputs(self, n: int, device=None, generator=None):
-        return (2 * torch.rand(n, self.z_dim, device=device, generator=generator) - 1,)
+        return (latent.uniform(n, self.z_dim, -1.0, 1.0, device, generator),)
 
 
 def image_bigan(shape=(1, 28, 28), z_dim: int = 50, width: int = 256, dropout: float = 0.2):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import losses, train
+from . import latent, losses, train
 from .updates import frozen, update
 
 
@@ -116,8 +116,7 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
     def random_inputs(self, n: int, device=None, generator=None) -> tuple[torch.Tensor]:
-        u = torch.rand(n, self.z_dim, device=device, generator=generator)
-        return (self.low + (1 - self.low) * u,)
+        return (latent.uniform(n, self.z_dim, self.low, 1.0, device, generator),)
 
 
 def _batch(x: torch.Tensor, n: int, *more: torch.Tensor):

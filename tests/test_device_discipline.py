@@ -111,7 +111,12 @@ def test_library_draws_with_a_host_generator_work_for_any_device():
         "C = cgan.Generator((1, 28, 28), 10, 8, 4).to(dev)\n"
         "cgan.generate(C, torch.arange(4, device=dev), generator=torch.Generator().manual_seed(0))\n"
         "x = torch.zeros(4, 1, 28, 28, device=dev)\n"
-        "losses.interpolates(x, x, torch.Generator().manual_seed(0))\n")
+        "losses.interpolates(x, x, torch.Generator().manual_seed(0))\n"
+        "from ganlib import bigan, semisupervised\n"  # lesson 11's uniform priors
+        "for G in (semisupervised.MLPGenerator((1, 8, 8), 8, (8,)), bigan.image_bigan((1, 8, 8), 8, 8)[0]):\n"
+        "    for gen in (torch.Generator().manual_seed(0), torch.Generator(dev).manual_seed(0)):  # host, lesson device\n"
+        "        (z,) = G.to(dev).random_inputs(2, dev, gen)\n"
+        "        assert dc.home(z) == 'gpu'\n")
     assert done.returncode == 0, done.stderr[-2000:]
     torch.manual_seed(0)
     G = stylegan.Generator(stylegan.StyleGANConfig(channel_max=8, z_dim=8, w_dim=8))
