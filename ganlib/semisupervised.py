@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import latent, losses, train
+from .data import random_rows
 from .updates import frozen, update
 
 
@@ -119,16 +120,11 @@ class MLPGenerator(nn.Module):
         return (latent.uniform(n, self.z_dim, self.low, 1.0, device, generator),)
 
 
-def _batch(x: torch.Tensor, n: int, *more: torch.Tensor):
-    idx = torch.randint(len(x), (n,), device=x.device)
-    return (x[idx], *(m[idx] for m in more))
-
-
 def supervised_step(D: ClassifierD, opt_D, data: SemiSupervised, batch_size: int):
     """The baseline's step: cross-entropy on a batch drawn from the labelled images."""
 
     def step():
-        x, y = _batch(data.x_labelled, batch_size, data.y_labelled)
+        x, y = random_rows(batch_size, data.x_labelled, data.y_labelled)
         loss = losses.d_loss_supervised(D(x), y)
         update(opt_D, loss)
         return {"loss_sup": loss.detach()}
@@ -143,7 +139,8 @@ def semi_supervised_steps(G, D: ClassifierD, opt_G, opt_D, data: SemiSupervised,
     device = data.x_unlabelled.device
 
     def d_step():
-        (x_lab, y), (x_unl,) = _batch(data.x_labelled, batch_size, data.y_labelled), _batch(data.x_unlabelled, batch_size)
+        x_lab, y = random_rows(batch_size, data.x_labelled, data.y_labelled)
+        (x_unl,) = random_rows(batch_size, data.x_unlabelled)
         with torch.no_grad():
             x_fake = G(*G.random_inputs(batch_size, device))
         sup = losses.d_loss_supervised(D(x_lab), y)
@@ -152,7 +149,7 @@ def semi_supervised_steps(G, D: ClassifierD, opt_G, opt_D, data: SemiSupervised,
         return {"loss_sup": sup.detach(), "loss_unsup": unsup.detach()}
 
     def g_step():
-        (x_unl,) = _batch(data.x_unlabelled, batch_size)
+        (x_unl,) = random_rows(batch_size, data.x_unlabelled)
         with frozen(D):
             f_real = D.features(x_unl).detach()
             f_fake = D.features(G(*G.random_inputs(batch_size, device)))
