@@ -141,9 +141,17 @@ class ImageSet:
         return tuple(self.x.shape[1:])
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None):
-        """A random batch (x, y), drawn with replacement by indexing on the device: no host sync."""
-        idx = draw(torch.randint, len(self.x), (batch_size,), device=self.x.device, generator=generator)
-        return self.x[idx], self.y[idx]
+        """A random batch (x, y), drawn with replacement by indexing on the device: no host sync (``random_rows``)."""
+        return random_rows(batch_size, self.x, self.y, generator=generator)
+
+
+def random_rows(n: int, *tensors: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """The same ``n`` random rows of each of ``tensors`` (of one length, on one device), drawn with replacement by
+    indexing on their device: no host sync. A batch of ``ImageSet`` images and labels, or of lesson 11's split."""
+    if any(len(t) != len(tensors[0]) for t in tensors):
+        raise ValueError(f"tensors of different lengths: {[len(t) for t in tensors]}")
+    idx = draw(torch.randint, len(tensors[0]), (n,), device=tensors[0].device, generator=generator)
+    return tuple(t[idx] for t in tensors)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

@@ -106,6 +106,13 @@ class _Generator(torch.Generator):
     def __init__(self, device="cpu"):  # torch's own __new__ made the generator
         self.ganlib_home = _home_of_device(device)
 
+    @property
+    def device(self) -> torch.device:
+        """``LESSON_DEVICE`` for a generator made for it, as a CUDA generator answers its CUDA device (torch answers
+        "cpu" for ``torch.Generator("cpu:0")``, and ``profiles.draw``, which draws on ``generator.device``, would
+        then draw for the host with a generator the check holds to be on the GPU)."""
+        return LESSON_DEVICE if self.ganlib_home == GPU else super().device
+
 
 class DeviceCheck(TorchFunctionMode):
     """The mode that marks, propagates and checks (see the module docstring)."""

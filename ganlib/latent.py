@@ -1,8 +1,17 @@
-"""Paths through the latent space: linear and spherical interpolation (White 2016)."""
+"""The latent space: uniform draws (lesson 11's priors), and paths through it: linear and spherical
+interpolation (White 2016)."""
 
 from __future__ import annotations
 
 import torch
+
+from .profiles import draw
+
+
+def uniform(n: int, dim: int, low: float = -1.0, high: float = 1.0, device=None, generator=None) -> torch.Tensor:
+    """n latents z ~ U(low, high)^dim, shape (n, dim): ``low + (high - low) * torch.rand``, drawn where ``generator``
+    lives and moved to ``device`` (``profiles.draw``)."""
+    return low + (high - low) * draw(torch.rand, n, dim, device=device, generator=generator)
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t) -> torch.Tensor:

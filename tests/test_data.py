@@ -145,6 +145,18 @@ def test_batches_are_drawn_on_the_device_by_indexing():
     assert len(set(y.tolist())) > 5 and len(ds) == 10
 
 
+def test_random_rows_takes_the_same_rows_of_each_tensor_and_is_what_sample_draws():
+    x, y, w = torch.arange(10.0).reshape(10, 1, 1, 1), torch.arange(10), torch.arange(10) * 7
+    a, b, c = data.random_rows(64, x, y, w, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.flatten().long(), b) and torch.equal(c, 7 * b) and len(set(b.tolist())) > 5
+    ds = data.ImageSet(x, y, tuple("abcdefghij"), "toy")
+    assert all(torch.equal(s, r) for s, r in zip(ds.sample(64, torch.Generator().manual_seed(0)), (a, b)))
+    (alone,) = data.random_rows(64, y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(alone, b)
+    with pytest.raises(ValueError, match="different lengths"):
+        data.random_rows(4, x, y[:9])
+
+
 def test_the_throughput_benchmark_finds_fashion_mnist_where_torchvision_downloads_it(tmp_path, monkeypatch):
     """A GPU runner without Debian's package downloads Fashion-MNIST with torchvision (<root>/FashionMNIST/raw/,
     uncompressed): the lessons find it there, and so must benchmarks/dcgan_throughput.py."""

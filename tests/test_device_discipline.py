@@ -63,6 +63,9 @@ def test_what_cuda_allows_passes():
         "w = x + z; w.cpu().numpy(); float(w.sum()); w.tolist()\n"
         "x[torch.tensor([0, 2])] = torch.zeros(2, 3)\n"  # host indices and values into a GPU tensor
         "g = torch.Generator(device=dev).manual_seed(1); torch.rand(3, device=dev, generator=g)\n"
+        "assert g.device == dev and torch.Generator().device == torch.device('cpu')  # as a CUDA generator answers\n"
+        "from ganlib import profiles\n"
+        "assert dc.home(profiles.draw(torch.rand, 3, device=dev, generator=g)) == 'gpu'  # drawn where g lives\n"
         "assert x.device == dev and torch.zeros(1).device == torch.device('cpu')\n")
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -108,7 +111,12 @@ def test_library_draws_with_a_host_generator_work_for_any_device():
         "C = cgan.Generator((1, 28, 28), 10, 8, 4).to(dev)\n"
         "cgan.generate(C, torch.arange(4, device=dev), generator=torch.Generator().manual_seed(0))\n"
         "x = torch.zeros(4, 1, 28, 28, device=dev)\n"
-        "losses.interpolates(x, x, torch.Generator().manual_seed(0))\n")
+        "losses.interpolates(x, x, torch.Generator().manual_seed(0))\n"
+        "from ganlib import bigan, semisupervised\n"  # lesson 11's uniform priors
+        "for G in (semisupervised.MLPGenerator((1, 8, 8), 8, (8,)), bigan.image_bigan((1, 8, 8), 8, 8)[0]):\n"
+        "    for gen in (torch.Generator().manual_seed(0), torch.Generator(dev).manual_seed(0)):  # host, lesson device\n"
+        "        (z,) = G.to(dev).random_inputs(2, dev, gen)\n"
+        "        assert dc.home(z) == 'gpu'\n")
     assert done.returncode == 0, done.stderr[-2000:]
     torch.manual_seed(0)
     G = stylegan.Generator(stylegan.StyleGANConfig(channel_max=8, z_dim=8, w_dim=8))

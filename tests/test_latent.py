@@ -35,3 +35,13 @@ def test_slerp_of_parallel_vectors_falls_back_to_lerp():
     z = torch.randn(4)
     assert_close(latent.slerp(z, 2 * z, torch.tensor([0.5])), latent.lerp(z, 2 * z, torch.tensor([0.5])))
     assert_close(latent.slerp(z.reshape(2, 2), 3 * z.reshape(2, 2), [1.0])[0], 3 * z.reshape(2, 2))
+
+
+def test_uniform_is_low_plus_the_width_times_torch_rand_from_the_same_generator():
+    """Lesson 11's priors: U(0, 1) (Salimans et al.'s G) and U(-1, 1) (BiGAN), the same numbers as ``torch.rand``'s
+    (so a seeded run repeats), inside the bounds and spread over them."""
+    u = torch.rand(4000, 3, generator=torch.Generator().manual_seed(0))
+    z = latent.uniform(4000, 3, -1.0, 1.0, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (4000, 3) and torch.equal(z, 2 * u - 1)
+    assert torch.equal(latent.uniform(4000, 3, 0.0, 1.0, generator=torch.Generator().manual_seed(0)), u)
+    assert z.min() >= -1 and z.max() < 1 and abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 2 / math.sqrt(12)) < 0.02

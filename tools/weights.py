@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from ganlib import cgan, classifier, data, dcgan, infer, infogan, metrics, pretrained, sagan, stylegan, stylegan_look, train, wgan  # noqa: E402
+from ganlib import (bigan, cgan, classifier, data, dcgan, infogan, metrics, pretrained, sagan, semisupervised,  # noqa: E402
+                    stylegan, stylegan_look, train, wgan)
 
 N_EVAL = 10_000  # samples per measurement, against as many test images
 BUILD_PARAMETERS = {"profile": "cpu", "seed": 0, "pretrained": False}
@@ -124,7 +125,7 @@ def toy_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
 
 def ssl_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     """Lesson 11's semi-supervised runs: D's test accuracy as a classifier, and FID and the class check of G's samples."""
-    G, D = infer.ssl_networks((1, 28, 28), recipe)
+    G, D = semisupervised.ssl_networks((1, 28, 28), recipe)
     D = pretrained.load_model(key, "D", D).eval()
     G = pretrained.load_model(key, "G", G).eval()
     with torch.no_grad():
@@ -134,7 +135,7 @@ def ssl_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
 
 def bigan_toy_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     """Lesson 11's BiGAN on the grid: modes and high-quality share (lesson 02's measure) on 2,500 samples."""
-    GE, _ = infer.toy_bigan(recipe["toy_hidden"], recipe["toy_depth"])
+    GE, _ = bigan.toy_bigan(recipe["toy_hidden"], recipe["toy_depth"])
     GE = pretrained.load_model(key, "G", GE).eval()
     with torch.no_grad():
         stats = metrics.mode_coverage(GE(torch.randn(2500, 2, generator=torch.Generator().manual_seed(0))), data.grid())
@@ -144,14 +145,14 @@ def bigan_toy_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
 def bigan_image_quality(key: str, recipe: dict, judge: Judge) -> dict[str, float]:
     """Lesson 11's BiGAN on Fashion-MNIST: a linear probe on E(x) (fitted on the first half of the test images,
     tested on the second), the reconstruction ratio EGr/EGr_b, and FID of G's samples."""
-    GE, _ = infer.image_bigan((1, 28, 28), recipe["z_dim"], recipe["width"])
+    GE, _ = bigan.image_bigan((1, 28, 28), recipe["z_dim"], recipe["width"])
     GE = pretrained.load_model(key, "G", GE).eval()
     half = len(judge.x_test) // 2
     with torch.no_grad():
         f = GE.encode(judge.x_test)
         x = GE(*GE.random_inputs(N_EVAL, generator=torch.Generator().manual_seed(0)))
-    probe = infer.linear_probe(f[:half], judge.y_test[:half], f[half:], judge.y_test[half:])
-    return {"probe": round(probe, 4), "reconstruction_ratio": round(infer.reconstruction_ratio(GE, judge.x_test[:1000]), 4),
+    probe = bigan.linear_probe(f[:half], judge.y_test[:half], f[half:], judge.y_test[half:])
+    return {"probe": round(probe, 4), "reconstruction_ratio": round(bigan.reconstruction_ratio(GE, judge.x_test[:1000]), 4),
             **judge.measure(x)}
 
 

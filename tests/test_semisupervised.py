@@ -1,19 +1,15 @@
-"""Lesson 11: the semi-supervised GAN's and BiGAN's losses (``ganlib.losses``), the label split and the steps
-(``ganlib.infer``), each checked against something written out independently of the implementation, and
-the public bug classes as regressions."""
+"""Lesson 11's semi-supervised GAN: the K+1-class D's losses (``ganlib.losses``), the label split and the steps
+(``ganlib.semisupervised``), each checked against something written out independently of the implementation,
+and the public bug classes as regressions."""
 
 import math
-
-import numpy as np
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from torch import nn
-
-from ganlib import data, infer, losses
+from ganlib import data, losses, semisupervised
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -94,52 +90,6 @@ def test_feature_matching_is_not_the_squared_distance_per_sample():
     assert losses.feature_matching(f_real, f_fake) < F.mse_loss(f_fake, f_real) / 4
 
 
-# --- BiGAN / ALI -----------------------------------------------------------------------------------
-
-
-def test_the_bidirectional_loss_is_ds_loss_with_the_labels_swapped():
-    d_real, d_fake = _logits(n=20, k=1, seed=4).flatten(), _logits(n=20, k=1, seed=5).flatten()
-    expected = (F.binary_cross_entropy_with_logits(d_real, torch.zeros_like(d_real))
-                + F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake)))
-    assert_close(losses.g_loss_bidirectional(d_real, d_fake), expected)
-    assert_close(losses.g_loss_bidirectional(d_real, d_fake), losses.d_loss_minimax(d_fake, d_real))
-
-
-def test_bigan_steps_train_the_encoder_through_the_real_pair_and_leave_d_alone():
-    """The G step moves G *and* E (a port that detaches E(x) trains no encoder) and not D; the D step moves only D."""
-    torch.manual_seed(0)
-    GE, D = infer.toy_bigan(hidden=16, depth=2)
-    opts = torch.optim.Adam(GE.parameters(), 1e-2), torch.optim.Adam(D.parameters(), 1e-2)
-    d_step, g_step = infer.bidirectional_steps(GE, D, *opts, data.grid(), 64)
-    snap = lambda m: [p.detach().clone() for p in m.parameters()]
-    E0, G0, D0 = snap(GE.encoder), snap(GE.generator), snap(D)
-    d_step()
-    assert all(torch.equal(a, b) for a, b in zip(E0 + G0, snap(GE.encoder) + snap(GE.generator)))
-    assert not all(torch.equal(a, b) for a, b in zip(D0, snap(D)))
-    D1 = snap(D)
-    g_step()
-    assert all(torch.equal(a, b) for a, b in zip(D1, snap(D)))
-    assert not any(torch.equal(a, b) for a, b in zip(E0, snap(GE.encoder)))
-    assert not any(torch.equal(a, b) for a, b in zip(G0, snap(GE.generator)))
-
-
-def test_the_joint_d_sees_the_pair_so_a_swapped_code_changes_its_verdict():
-    torch.manual_seed(0)
-    _, D = infer.toy_bigan(hidden=16, depth=2)
-    x, z = torch.randn(8, 2), torch.randn(8, 2)
-    assert D(x, z).shape == (8,)
-    assert not torch.allclose(D(x, z), D(x, z.flip(0)))
-
-
-def test_image_bigan_shapes_and_its_uniform_prior():
-    GE, D = infer.image_bigan(width=16)
-    (z,) = GE.random_inputs(64)
-    assert z.shape == (64, 50) and z.min() >= -1 and z.max() <= 1 and z.min() < -0.5 and z.max() > 0.5
-    x = GE(z)
-    assert x.shape == (64, 1, 28, 28) and x.abs().max() <= 1
-    assert GE.encode(x).shape == (64, 50) and GE.reconstruct(x).shape == x.shape and D(x, z).shape == (64,)
-
-
 # --- the label split: never more labels than stated ------------------------------------------------
 
 
@@ -151,22 +101,22 @@ def _images(n=600, classes=10, seed=0):
 
 def test_split_keeps_exactly_per_class_labels_of_each_class_and_is_fixed_by_its_seed():
     images = _images()
-    split = infer.split_labels(images, 7, seed=3)
+    split = semisupervised.split_labels(images, 7, seed=3)
     assert split.n_labels == 70 and torch.equal(split.y_labelled.bincount(), torch.full((10,), 7))
     assert len(split.indices.unique()) == 70
     assert torch.equal(split.y_labelled, images.y[split.indices]) and torch.equal(split.x_labelled, images.x[split.indices])
     assert torch.equal(split.x_unlabelled, images.x)  # every image, the labelled ones included (Salimans et al.'s code)
-    assert torch.equal(infer.split_labels(images, 7, seed=3).indices, split.indices)  # the same set every epoch
-    assert not torch.equal(infer.split_labels(images, 7, seed=4).indices, split.indices)
+    assert torch.equal(semisupervised.split_labels(images, 7, seed=3).indices, split.indices)  # the same set every epoch
+    assert not torch.equal(semisupervised.split_labels(images, 7, seed=4).indices, split.indices)
     with pytest.raises(ValueError, match="fewer than per_class"):
-        infer.split_labels(images, 61, seed=0)
+        semisupervised.split_labels(images, 61, seed=0)
 
 
 def _train_ssl(split, steps=3):
     torch.manual_seed(0)
-    G, D = infer.MLPGenerator((1, 8, 8), 8, (16,)), infer.ClassifierD((1, 8, 8), (16, 16))
+    G, D = semisupervised.MLPGenerator((1, 8, 8), 8, (16,)), semisupervised.ClassifierD((1, 8, 8), (16, 16))
     opts = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
-    d_step, g_step = infer.semi_supervised_steps(G, D, *opts, split, 16)
+    d_step, g_step = semisupervised.semi_supervised_steps(G, D, *opts, split, 16)
     for _ in range(steps):
         d_step(), g_step()
     return torch.cat([p.detach().flatten() for p in D.parameters()])
@@ -177,7 +127,7 @@ def test_training_reads_no_label_outside_the_split():
     every epoch: LDOUBLEV/semi-supervised-GAN #6; 100 labelled images per *batch*: eli5168/improved_gan_pytorch #2):
     after the split, every other label can be destroyed and training is bit-for-bit the same."""
     images = _images()
-    split = infer.split_labels(images, 5, seed=0)
+    split = semisupervised.split_labels(images, 5, seed=0)
     before = _train_ssl(split)
     keep = torch.zeros(len(images), dtype=torch.bool)
     keep[split.indices] = True
@@ -188,10 +138,10 @@ def test_training_reads_no_label_outside_the_split():
 
 def test_semi_supervised_steps_use_both_losses_and_g_matches_features():
     images = _images()
-    split = infer.split_labels(images, 5, seed=0)
-    G, D = infer.MLPGenerator((1, 8, 8), 8, (16,)), infer.ClassifierD((1, 8, 8), (16, 16))
+    split = semisupervised.split_labels(images, 5, seed=0)
+    G, D = semisupervised.MLPGenerator((1, 8, 8), 8, (16,)), semisupervised.ClassifierD((1, 8, 8), (16, 16))
     opts = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
-    d_step, g_step = infer.semi_supervised_steps(G, D, *opts, split, 16)
+    d_step, g_step = semisupervised.semi_supervised_steps(G, D, *opts, split, 16)
     out = d_step()
     assert set(out) == {"loss_sup", "loss_unsup"} and math.isfinite(float(out["loss_unsup"]))
     assert 0 < float(out["loss_sup"]) and 0 < float(out["loss_unsup"])
@@ -201,61 +151,58 @@ def test_semi_supervised_steps_use_both_losses_and_g_matches_features():
 
 
 def test_gaussian_noise_only_while_training():
-    noise = infer.GaussianNoise(0.5)
+    noise = semisupervised.GaussianNoise(0.5)
     x = torch.zeros(1000)
     assert 0.45 < float(noise(x).std()) < 0.55
     assert torch.equal(noise.eval()(x), x)
 
 
-# --- what lesson 11 measures -----------------------------------------------------------------------
-
-
-def test_the_probe_fits_scipys_optimum_of_the_same_objective_and_separates_what_is_separable():
-    """``fit_logistic``'s weights reach the objective's minimum as SciPy's L-BFGS-B finds it on the same function
-    written in NumPy; separable classes are classified perfectly, overlapping ones mostly."""
-    from scipy.optimize import minimize
-
-    gen = torch.Generator().manual_seed(0)
-    centres = 3 * torch.randn(3, 4, generator=gen, dtype=torch.float64)
-    y = torch.arange(300) % 3
-    f = centres[y] + torch.randn(300, 4, generator=gen, dtype=torch.float64)
-    assert infer.linear_probe(f[:200], y[:200], f[200:], y[200:]) > 0.9
-    sep = centres[y] * 10 + 0.1 * torch.randn(300, 4, generator=gen, dtype=torch.float64)
-    assert infer.linear_probe(sep[:200], y[:200], sep[200:], y[200:]) == 1.0
-
-    a, yy, lam = f[:200].numpy(), y[:200].numpy(), 1e-2
-
-    def objective(theta):  # cross-entropy + lam/2 ||W||^2, in NumPy
-        W, b = theta[:12].reshape(4, 3), theta[12:]
-        z = a @ W + b
-        z = z - z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        return -logp[np.arange(200), yy].mean() + lam / 2 * (W ** 2).sum()
-
-    best = minimize(objective, np.zeros(15), method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-10}).fun
-    W, b = infer.fit_logistic(f[:200], y[:200], 3, weight_decay=lam)
-    assert abs(objective(np.concatenate([W.flatten().numpy(), b.numpy()])) - best) < 1e-6
-
-
-def test_reconstruction_ratio_is_one_for_an_uninformative_encoder_and_small_for_a_perfect_one():
-    x = torch.rand(64, 1, 8, 8) * 2 - 1
-    identity = infer.GeneratorEncoder(nn.Unflatten(1, (1, 8, 8)), nn.Flatten())
-    assert infer.reconstruction_ratio(identity, x) == 0.0
-    mean_image = infer.GeneratorEncoder(nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.Unflatten(1, (1, 8, 8))),
-                                        nn.Flatten())
-    with torch.no_grad():
-        mean_image.generator[1].weight.zero_()
-        mean_image.generator[1].bias.copy_(x.mean(0).flatten())
-    assert 0.8 < infer.reconstruction_ratio(mean_image, x) < 1.2
+# --- the lesson's runs ------------------------------------------------------------------------------
 
 
 def test_the_shipped_semi_supervised_runs_match_the_lessons_recipe():
-    """The baseline's settings are not part of the GAN run's recipe, so changing them keeps the shipped runs loadable
-    (a recipe that differs from the shipped one makes the lesson retrain four 8,000-step runs instead)."""
+    """SSL_11 as it is, no key left out: a recipe that differs from the shipped one makes the lesson retrain four
+    8,000-step runs instead (the baseline's settings, in SSL_11 once, did)."""
     from ganlib import pretrained
 
     runs = {k: e for k, e in pretrained.manifest().items() if k.startswith("11_infer_classify/fashion_mnist-ssl")}
     assert len(runs) == 4
-    gan_recipe = {k: v for k, v in infer.SSL_11["cpu"].items() if not k.startswith("baseline_")}
+    recipe = semisupervised.SSL_11["cpu"]
     for key, entry in runs.items():
-        assert entry["recipe"] == pretrained.recipe_of(gan_recipe["steps"], gan_recipe), key
+        assert entry["recipe"] == pretrained.recipe_of(recipe["steps"], recipe), key
+
+
+def test_the_gan_run_hands_fit_the_lessons_recipe_unchanged_and_it_names_the_shipped_run(monkeypatch, tmp_path):
+    """What ``train_semi_supervised`` passes to ``train.fit`` is the recipe it was given, and with the lesson's cpu
+    recipe that finds the shipped run (``fit`` is recorded, not run: a miss would train for minutes)."""
+    from ganlib import pretrained
+
+    seen = {}
+    monkeypatch.setattr(semisupervised.train, "fit", lambda state, d_step, g_step, steps, **kw: seen.update(steps=steps, **kw))
+    images = data.ImageSet(torch.zeros(100, 1, 28, 28), torch.arange(100) % 10, tuple("0123456789"), "toy")
+    recipe = semisupervised.SSL_11["cpu"]
+    semisupervised.train_semi_supervised(semisupervised.split_labels(images, 10, 0), 0, recipe,
+                                         directory=tmp_path / "11_infer_classify", pretrained=True)
+    assert seen["recipe"] == recipe and seen["pretrained"] is True
+    entry, why = pretrained.lookup(seen["checkpoint"], seen["steps"], seen["recipe"])
+    assert entry is not None and entry["file"] == "11_infer_classify/fashion_mnist-ssl-10pc-draw0-8000.pt", why
+
+
+def test_the_baseline_takes_the_gan_runs_network_and_batch_and_its_own_presets_steps_and_learning_rate(monkeypatch):
+    assert set(semisupervised.SSL_BASELINE_11) == set(semisupervised.SSL_11)  # the same profiles
+    made, supervised_step = [], semisupervised.supervised_step
+
+    def counted(D, opt, split, batch_size):  # supervised_step, recording its optimiser's lr, its batch and its calls
+        step = supervised_step(D, opt, split, batch_size)
+        made.append({"lr": opt.param_groups[0]["lr"], "batch_size": batch_size, "steps": 0})
+
+        def run():
+            made[-1]["steps"] += 1
+            return step()
+        return run
+
+    monkeypatch.setattr(semisupervised, "supervised_step", counted)
+    recipe = dict(semisupervised.SSL_11["smoke"], d_widths=[16, 12])
+    D = semisupervised.train_supervised(semisupervised.split_labels(_images(), 5, seed=0), 0, recipe, {"steps": 7, "lr": 0.25})
+    assert made == [{"lr": 0.25, "batch_size": recipe["batch_size"], "steps": 7}]
+    assert not D.training and [m.out_features for m in D.modules() if isinstance(m, torch.nn.Linear)] == [16, 12, 10]
