@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses, speed, train
+from . import distributed, losses, speed, train
 from .profiles import draw
 from .layers import MinibatchStd
 from .stylegan_layers import (EqualConv2d, EqualLinear, MappingNetwork, ModulatedConv, adain,  # noqa: F401 (adain)
@@ -374,13 +374,18 @@ def train_stylegan(images, recipe: dict, *, directory, run: str, z_fixed: torch.
     """Lesson 09's training in one call: the networks of ``lesson_config(recipe)``, ``stylegan_phases``
     for ``recipe["steps"]``, checkpoint ``<run>.pt`` in ``directory`` (resumed if present), snapshots of
     G_ema(z_fixed), and G_ema kept every ``keep_every`` steps (``dcgan.keep_generators``: the points of
-    an FID-through-training curve). ``recipe``/``pretrained``: as ``train.fit_schedule``'s."""
+    an FID-through-training curve). ``recipe``/``pretrained``: as ``train.fit_schedule``'s. Under torchrun
+    (``python -m ganlib.launch 09``) ``batch_size`` is the global batch: each rank takes its share, and
+    minibatch standard deviation groups form within it; the EMA's half-life counts global images."""
     from .dcgan import keep_generators
 
     cfg, steps, device = lesson_config(recipe), recipe["steps"], images.x.device
     state = make_state(cfg, device)
     use_fused_modconv(state.G_ema, False if device.type == "cpu" else None)  # on CPUs the cheaper path
-    phases = stylegan_phases(state, images, recipe["batch_size"], cfg, amp=amp)
+    batch = distributed.local_batch(recipe["batch_size"])  # the global batch, split across torchrun's ranks
+    if batch % min(cfg.mbstd_group, batch):
+        raise ValueError(f"each rank's batch ({batch}) must split into minibatch-std groups of {cfg.mbstd_group}")
+    phases = stylegan_phases(state, images, batch, cfg, amp=amp)
     train.fit_schedule(state, phases, steps, ema_beta=ema_beta(cfg, recipe["batch_size"]), log_every=recipe["log_every"],
                        snapshot=lambda: state.G_ema(z_fixed).clamp(-1, 1), snapshot_every=max(steps // 5, 1),
                        checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=max(steps // 4, 1),

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import dcgan, layers, losses, train
+from . import dcgan, distributed, layers, losses, train
 
 CLIP = 0.01  # WGAN's clipping value c
 CLIP_LR = 5e-5  # RMSProp, both players
@@ -166,11 +166,13 @@ def train_wgan_gp(images, recipe: dict, *, directory, run: str, z_dim: int = 100
     """Lesson 07's WGAN-GP on images in one call (seed torch first): lesson 03's G, a layer-norm critic
     (``critic(..., dcgan.down_layernorm)``), ``gp_optimizers``, N_CRITIC critic steps per G step, an EMA of
     G (beta 0.995), checkpoint ``<run>.pt`` (resumed if present) and G_ema kept every ``keep_every`` steps
-    (default: a tenth of the run). ``recipe``: batch_size, width, limit, log_every, steps."""
+    (default: a tenth of the run). ``recipe``: batch_size, width, limit, log_every, steps. Under torchrun
+    (``python -m ganlib.launch 07``) ``batch_size`` is the global batch: each rank takes its share."""
     steps = recipe["steps"]
     state = gp_state(images.shape, recipe["width"], images.x.device, z_dim)
     G, D, opt_G, opt_D = state.G, state.D, state.opt_G, state.opt_D
-    d_step, g_step = gp_steps(G, D, opt_G, opt_D, images, recipe["batch_size"], amp=amp)
+    batch = distributed.local_batch(recipe["batch_size"])  # the global batch, split across torchrun's ranks
+    d_step, g_step = gp_steps(G, D, opt_G, opt_D, images, batch, amp=amp)
     keep = max(steps // 10, 1) if keep_every is None else keep_every
     train.fit(state, d_step, g_step, steps, n_critic=N_CRITIC, ema_beta=0.995, log_every=recipe["log_every"],
               checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=max(steps // 4, 1), progress=progress,
