@@ -16,7 +16,7 @@ import torch
 from torch.testing import assert_close
 
 import ddp_worker as worker
-from ganlib import distributed, layers
+from ganlib import distributed, layers, losses
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +109,59 @@ def test_sync_batchnorm_is_refused_on_cpu_and_for_a_penalised_d():
         distributed.sync_batchnorm(D)
     with pytest.raises(ValueError, match="double backward"):
         distributed.sync_batchnorm(D, penalty=True)
+
+
+def _families():
+    """(name, state or (G, D, opt_G, opt_D), schedule) for one tiny model of every family the lessons train."""
+    from ganlib import bigan, cgan, data, dcgan, infogan, sagan, semisupervised, stylegan, train, wgan, zoo
+
+    torch.manual_seed(0)
+    shape, B = (1, 28, 28), 4
+    images = data.ImageSet(torch.rand(32, *shape) * 2 - 1, torch.arange(32) % 10, tuple("abcdefghij"), "toy")
+    images32 = data.ImageSet(stylegan.pad_to_32(images.x), images.y, images.classes, "toy-32")
+
+    G, D = dcgan.Generator(shape, 16, 8), dcgan.Discriminator(shape, 8)
+    opts = dcgan.optimizers(G, D)
+    yield "DCGAN", (G, D, *opts), train.schedule(*train.gan_steps(G, D, *opts, images, B))
+    for make_D, steps in ((cgan.ProjectionDiscriminator, cgan.conditional_steps), (cgan.ACDiscriminator, cgan.acgan_steps)):
+        st = cgan.make_state(make_D, images, width=8, z_dim=16)
+        yield f"cGAN {make_D.__name__}", (st.G, st.D, st.opt_G, st.opt_D), train.schedule(*steps(st.G, st.D, st.opt_G, st.opt_D, images, B))
+    G, D = infogan.networks("dcgan", shape, 16, 10, 2, 8)
+    opts = infogan.optimizers(G, D)
+    yield "InfoGAN", (G, D, *opts), train.schedule(*infogan.infogan_steps(G, D, *opts, images, B))
+    st = wgan.gp_state(shape, 8, "cpu", 16)
+    yield "WGAN-GP", (st.G, st.D, st.opt_G, st.opt_D), train.schedule(*wgan.gp_steps(st.G, st.D, st.opt_G, st.opt_D, images, B), 2)
+    st = sagan.variant_state("SAGAN", shape, 8, z_dim=16)
+    yield "SAGAN (spectral norm, attention)", (st.G, st.D, st.opt_G, st.opt_D), train.schedule(
+        *train.gan_steps(st.G, st.D, st.opt_G, st.opt_D, images, B, d_loss=losses.d_loss_hinge, g_loss=losses.g_loss_hinge))
+    cfg = stylegan.lesson_config(stylegan.LESSON_09["smoke"])
+    st = stylegan.make_state(cfg)
+    yield "StyleGAN2 (lazy R1)", (st.G, st.D, st.opt_G, st.opt_D), stylegan.stylegan_phases(st, images32, B, cfg)
+    st = zoo.image_state("EBGAN", shape, 8, z_dim=16)
+    yield "EBGAN", (st.G, st.D, st.opt_G, st.opt_D), train.schedule(*zoo.steps_for("EBGAN", st.G, st.D, st.opt_G, st.opt_D, images, B, margin=1.0))
+    recipe = semisupervised.SSL_11["smoke"]
+    G, D = semisupervised.ssl_networks(shape, recipe)
+    opts = train.adam(G, D, 1e-3)
+    split = semisupervised.split_labels(images, 1, 0)
+    yield "semi-supervised GAN", (G, D, *opts), train.schedule(*semisupervised.semi_supervised_steps(G, D, *opts, split, B))
+    GE, JD = bigan.toy_bigan(8, 1)
+    opts = train.adam(GE, JD, 1e-3)
+    yield "BiGAN", (GE, JD, *opts), train.schedule(*bigan.bidirectional_steps(GE, JD, *opts, data.grid(), B))
+
+
+def test_every_family_averages_the_gradients_of_every_optimiser_step(monkeypatch):
+    """Every optimiser step of every model family goes through updates.update, where the gradients are averaged
+    across ranks: for each family, one average per optimiser step, over exactly the parameters that step updates."""
+    seen = []
+    monkeypatch.setattr(distributed, "average_gradients", lambda params: seen.append({id(p) for p in params}))
+    for name, (G, D, opt_G, opt_D), phases in _families():
+        stepped = []
+        seen.clear()
+        for opt in (opt_G, opt_D):
+            opt.register_step_post_hook(lambda o, *_: stepped.append({id(p) for p in distributed.optimizer_params(o)}))
+        for phase in phases:
+            if phase.due(0):
+                for _ in range(phase.repeat):
+                    phase.fn()
+        assert len(stepped) >= 2, f"{name}: {len(stepped)} optimiser steps"
+        assert seen == stepped, f"{name}: {len(seen)} averages for {len(stepped)} optimiser steps"
