@@ -32,6 +32,12 @@ def test_a_good_report_has_no_problem():
     assert live.problems(GOOD, [1]) == []
 
 
+def test_a_slow_redraw_that_showed_its_progress_is_fine():
+    slow = _changed(("widgets", 0, "controls", 0, "seconds"), 55.0)
+    slow["widgets"][0]["controls"][0]["during"] = {"status": "training for n_critic = 4: 150 / 1500"}
+    assert live.problems(slow, [1]) == []
+
+
 def test_a_widget_not_found_in_the_page_is_a_problem():
     """The first live run of the old lesson 08 found no widget (the page's markup differed from what the script
     looked for) and would have passed: the explorers in the source are the expectation."""
@@ -53,6 +59,7 @@ def test_the_explorers_are_read_from_the_source():
     (("widgets", 0, "before", "status"), None, "does not say what is shown"),
     (("cells", 0, "count"), None, "not executed"),
     (("cells", 2, "errors"), ["NameError: name 'G' is not defined"], "shows an error"),
+    (("widgets", 0, "controls", 0, "seconds"), 55.0, "no progress shown"),  # lesson 07's n_critic, before
     (("kernelErrors",), ["ValueError: callback failed"], "kernelErrors"),  # a callback's traceback: log console only
     (("consoleErrors",), ["Uncaught TypeError"], "consoleErrors"),
     (("externalRequests",), ["https://cdn.example/x.js"], "externalRequests"),

@@ -125,6 +125,21 @@ async function tryWidgets(page, spec, lesson, report) {
       const start = Date.now();
       const moved = await moveControl(page, c.index, current);
       let after = null;
+      let during = null;
+      const statusOf = (i) => {
+        const s = window.__live.panel.content.widgets[i].node.querySelector(".jp-Cell-outputArea .widget-html");
+        return s ? s.textContent.trim() : "";
+      };
+      for (let waited = 0; waited < spec.redraw_timeout_s * 1000; waited += 500) {  // a slow redraw's progress: keep a picture
+        const now = await page.evaluate(statusOf, c.index);
+        if (now !== before.status && /^(Shown|Could not)/.test(now)) break;  // the old status says "Shown" too
+        if (/: [\d.]+ \/ [\d.]+$/.test(now)) {  // "training for ...: 150 / 1500"
+          during = { status: now, screenshot: `${shotBase}-during.png` };
+          await cellLoc.screenshot({ path: during.screenshot });
+          break;
+        }
+        await page.waitForTimeout(500);
+      }
       try {
         await page.waitForFunction(([i, old]) => {
           const cell = window.__live.panel.content.widgets[i];
@@ -143,7 +158,7 @@ async function tryWidgets(page, spec, lesson, report) {
       await cellLoc.screenshot({ path: `${shotBase}-after.png` });
       widget.controls.push({ moved, seconds: (Date.now() - start) / 1000, imagesBefore: before.images,
         imagesAfter: after.images, changed: after.srcs[0] !== before.srcs[0], decoded: after.decoded,
-        status: after.status, screenshots: [`${shotBase}-before.png`, `${shotBase}-after.png`] });
+        status: after.status, during, screenshots: [`${shotBase}-before.png`, `${shotBase}-after.png`] });
     }
   }
 }

@@ -9,11 +9,11 @@ Debian's Chromium, as the decks' checks), runs all cells, moves every slider and
 
 - Run All ends with every code cell executed and no error output;
 - after each move the figure below the controls redraws: exactly one image, a new one, decoded, and
-  the status line says what it shows; no kernel error (a callback's traceback goes to the log console,
+  the status line says what it shows; a redraw longer than 10 s shows its progress meanwhile; no kernel error (a callback's traceback goes to the log console,
   not to a cell, so the page's kernel messages are watched);
 - no browser console error, no page error, no request beyond the local server.
 
-    python tools/live.py [lesson prefixes ...] [--out build/test-live]
+    python tools/live.py [lesson prefixes ...] [--out build/test-live] [--profile smoke|cpu|gpu]
 
 Screenshots of each widget before and after each move land in ``<out>/shots/<lesson>/``.
 """
@@ -40,8 +40,9 @@ import slides  # noqa: E402  (Chromium and node_modules are found as for the dec
 
 BROWSER_SCRIPT = ROOT / "tools" / "lab_browser.cjs"
 OUT = ROOT / "build" / "test-live"
-RUN_TIMEOUT_S = 300  # Run All of one lesson in smoke (each is <= 60 s in CI; a browser and a busy machine add)
+RUN_TIMEOUT_S = 900  # Run All of one lesson (<= 60 s in smoke on CI, a few minutes in cpu with the shipped runs)
 REDRAW_TIMEOUT_S = 240  # one control moved: lesson 07's n_critic trains a toy run
+SLOW_S = 10  # a redraw longer than this must show its progress (a bar and a count on the status line) meanwhile
 # JupyterLab's own chatter that is not the course's: a notification asking about news (no network here)
 LAB_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}
 
@@ -60,8 +61,8 @@ def jupyter() -> Path:
 
 
 @contextmanager
-def lab_server(out: Path, token: str = "live-check"):
-    """JupyterLab serving copies of the lessons from ``out/notebooks``, smoke profile; yields its base URL."""
+def lab_server(out: Path, token: str = "live-check", profile: str = "smoke"):
+    """JupyterLab serving copies of the lessons from ``out/notebooks`` in ``profile``; yields its base URL."""
     books = out / "notebooks"
     shutil.rmtree(books, ignore_errors=True)
     books.mkdir(parents=True)
@@ -72,7 +73,7 @@ def lab_server(out: Path, token: str = "live-check"):
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
         (settings / name).write_text(json.dumps(value))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GANLIB_")}
-    env.update(GANLIB_PROFILE="smoke", GANLIB_CHECKPOINTS=tempfile.mkdtemp(prefix="ganlib-live-"),
+    env.update(GANLIB_PROFILE=profile, GANLIB_CHECKPOINTS=tempfile.mkdtemp(prefix="ganlib-live-"),
                JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTER_RUNTIME_DIR=tempfile.mkdtemp(prefix="jupyter-live-"))
     port = free_port()
     args = [str(jupyter()), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}",
@@ -173,18 +174,20 @@ def problems(report: dict, expected: list[int]) -> list[str]:
                 found.append(f"{where}, {move['moved']}: the figure did not change (or did not decode)")
             if not (move["status"] or "").startswith("Shown:"):
                 found.append(f"{where}, {move['moved']}: status line {move['status']!r}")
+            if move["seconds"] > SLOW_S and not move.get("during"):
+                found.append(f"{where}, {move['moved']}: {move['seconds']:.0f} s to redraw and no progress shown meanwhile")
     for key in ("kernelErrors", "consoleErrors", "pageErrors", "externalRequests"):
         if report.get(key):
             found.append(f"{key}: {report[key][:3]}")
     return found
 
 
-def check(prefixes: list[str], out: Path = OUT) -> list[tuple[dict, list[str]]]:
-    """Open the chosen lessons (all by default) live; each report with its problems."""
+def check(prefixes: list[str], out: Path = OUT, profile: str = "smoke") -> list[tuple[dict, list[str]]]:
+    """Open the chosen lessons (all by default) live in ``profile``; each report with its problems."""
     names = [p.stem for p in course.lessons() if not prefixes or any(p.stem.startswith(x) for x in prefixes)]
     out = out.resolve()  # the server runs in out/notebooks: a relative path would point elsewhere from there
     out.mkdir(parents=True, exist_ok=True)
-    with lab_server(out) as (base, token):
+    with lab_server(out, profile=profile) as (base, token):
         reports = browse(base, token, names, out)
     (out / "reports.json").write_text(json.dumps(reports, indent=1))
     return [(r, problems(r, explorers(ROOT / "notebooks" / f"{r['name']}.ipynb"))) for r in reports]
@@ -203,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("lessons", nargs="*", help="lesson prefixes, e.g. 07 09 (default: all)")
     parser.add_argument("--out", type=Path, default=OUT, help="output folder (default build/test-live)")
+    parser.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "gpu"],
+                        help="the lessons' profile (default smoke; cpu shows the shipped runs and the real waits)")
     args = parser.parse_args(argv)
-    results = check(args.lessons, args.out)
+    results = check(args.lessons, args.out, args.profile)
     print(table(results))
     for r, found in results:
         for problem in found:
