@@ -28,9 +28,9 @@ import torch
 from . import data, distributed, profiles, speed, stylegan, wgan
 
 
-def lesson_07(profile: str, seed: int, device: torch.device) -> tuple[str, object]:
-    """Lesson 07's WGAN-GP run on Fashion-MNIST, as its "Train" section calls it."""
-    recipe = dict(wgan.LESSON_07[profile])
+def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None = None) -> tuple[str, object]:
+    """Lesson 07's WGAN-GP run on Fashion-MNIST, as its "Train" section calls it (``steps``: another length)."""
+    recipe = dict(wgan.LESSON_07[profile], **({"steps": steps} if steps else {}))
     images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
     torch.manual_seed(seed)
     run = f"fashion_mnist-wgan_gp-{profile}-seed{seed}-{recipe['steps']}"
@@ -39,9 +39,9 @@ def lesson_07(profile: str, seed: int, device: torch.device) -> tuple[str, objec
     return run, state
 
 
-def lesson_09(profile: str, seed: int, device: torch.device) -> tuple[str, object]:
-    """Lesson 09's StyleGAN2 run at 32 x 32, as its "Train" section calls it."""
-    recipe = dict(stylegan.LESSON_09[profile])
+def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None = None) -> tuple[str, object]:
+    """Lesson 09's StyleGAN2 run at 32 x 32, as its "Train" section calls it (``steps``: another length)."""
+    recipe = dict(stylegan.LESSON_09[profile], **({"steps": steps} if steps else {}))
     fashion = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
     images = data.ImageSet(stylegan.pad_to_32(fashion.x), fashion.y, fashion.classes, "fashion_mnist-32")
     sg = stylegan.lesson_config(recipe)
@@ -64,11 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="gpu", choices=["smoke", "cpu", "gpu"], help="the lesson's profile (default gpu)")
     parser.add_argument("--seed", type=int, default=0, help="the lesson's seed (default 0)")
     parser.add_argument("--device", default=None, choices=["cuda", "cpu"], help="default: CUDA where there is one")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train this many steps instead of the recipe's (a shorter trial; the run's recipe says so)")
     args = parser.parse_args(argv)
     device = distributed.setup(args.device)
     try:
         profile, device = profiles.setup(args.profile, args.seed, device=str(device))
-        run, state = LESSONS[args.lesson](profile, args.seed, device)
+        run, state = LESSONS[args.lesson](profile, args.seed, device, args.steps)
         if distributed.is_main():
             minutes = sum(state.history.seconds) / 60
             print(f"lesson {args.lesson}, {profile}: {run} at step {state.step} on {distributed.world()} process(es), "

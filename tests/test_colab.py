@@ -36,7 +36,7 @@ def _install_lines(nb_path) -> list[str]:
 
 def test_every_install_line_is_the_one_url_pinned_to_the_release():
     assert REPOSITORY.startswith("https://github.com/") and "<" not in REPOSITORY
-    for nb in course.lessons():
+    for nb in course.lessons() + course.appendices():
         first = nbformat.read(nb, as_version=4).cells[1]
         assert 'if "google.colab" in sys.modules' in first.source, f"{nb.name}: the install is guarded by Colab"
         assert _install_lines(nb) == [f'%pip install -q "{PINNED}"'], nb.name

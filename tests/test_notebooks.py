@@ -22,7 +22,8 @@ def test_the_course_has_its_lessons_in_order():
     assert numbers[:2] == [1, 2] and numbers == sorted(set(numbers))
 
 
-SOURCES = NOTEBOOKS + sorted((course.ROOT / "slides").glob("[0-9][0-9]_*.ipynb"))  # lessons and their decks
+APPENDICES = course.appendices()
+SOURCES = NOTEBOOKS + APPENDICES + sorted((course.ROOT / "slides").glob("[0-9][0-9]_*.ipynb"))  # lessons, appendices, decks
 
 
 @pytest.mark.parametrize("nb_path", SOURCES, ids=[f"{p.parent.name}/{p.stem}" for p in SOURCES])
@@ -144,3 +145,16 @@ def test_the_readme_lists_every_lesson_in_one_table():
     assert rows == list(range(rows[0], rows[0] + len(rows))), "the lesson rows must be consecutive lines"
     for i, nb in zip(rows, NOTEBOOKS):
         assert f"(notebooks/{nb.name})" in lines[i]
+
+
+@pytest.mark.parametrize("nb_path", APPENDICES, ids=[p.stem for p in APPENDICES])
+def test_an_appendix_is_shaped_and_listed(nb_path):
+    """An appendix: a title naming it, the lessons' parameter cell, a Summary and references, no solution to
+    strip (it has no checked exercises), and a line in the README."""
+    cells = _cells(nb_path)
+    assert cells[0].source.startswith(f"# {nb_path.stem[:2]} · ")
+    params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and 'profile = "auto"' in params[0].source and "seed = " in params[0].source
+    text = "\n".join(c.source for c in cells)
+    assert "## Summary" in text and "### References" in text and "BEGIN SOLUTION" not in text
+    assert f"notebooks/{nb_path.name}" in (course.ROOT / "README.md").read_text()

@@ -44,9 +44,16 @@ def lessons(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def appendices(root: Path = ROOT) -> list[Path]:
+    """The appendix notebooks in order: notebooks/A<N>_name.ipynb (topics beside the lessons, without a deck or
+    exercises with checks)."""
+    return sorted((root / "notebooks").glob("A[0-9]_*.ipynb"))
+
+
 def sources(root: Path = ROOT) -> list[Path]:
-    """Every notebook `make test` executes, in order: the lessons, then the decks (which load the lessons' runs)."""
-    return lessons(root) + sorted((root / "slides").glob("[0-9][0-9]_*.ipynb"))
+    """Every notebook `make test` executes, in order: the lessons, the appendices, then the decks (which load the
+    lessons' runs)."""
+    return lessons(root) + appendices(root) + sorted((root / "slides").glob("[0-9][0-9]_*.ipynb"))
 
 
 def prepared_path(source: Path) -> Path:
@@ -127,7 +134,7 @@ def run(profile: str, out: Path, only: list[str]) -> list[Result]:
     from ganlib import profiles
 
     profile = profiles.resolve(profile)
-    chosen = [nb for nb in lessons() if not only or any(nb.stem.startswith(o) for o in only)]
+    chosen = [nb for nb in lessons() + appendices() if not only or any(nb.stem.startswith(o) for o in only)]
     results = []
     for i, nb in enumerate(chosen, 1):
         print(f"[{i}/{len(chosen)}] {nb.stem} ({profile}) ...", flush=True)
