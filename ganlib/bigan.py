@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import latent, layers, losses, train, wgan
+from . import distributed, latent, layers, losses, train, wgan
 from .updates import frozen, real_sampler, update
 
 
@@ -200,7 +200,7 @@ def train_image_bigan(images, seed: int, recipe: dict, *, directory, pretrained:
     GE, D = (m.to(images.x.device) for m in image_bigan(images.shape, recipe["z_dim"], recipe["width"]))
     opts = train.adam(GE, D, recipe["lr"], betas=(0.5, 0.999))
     state = train.GANState(GE, D, *opts)
-    d_step, g_step = bidirectional_steps(GE, D, *opts, images, recipe["batch_size"])
+    d_step, g_step = bidirectional_steps(GE, D, *opts, images, distributed.local_batch(recipe["batch_size"]))
     train.fit(state, d_step, g_step, recipe["steps"], log_every=recipe["log_every"], progress=progress,
               checkpoint=Path(directory) / f"{bigan_name(seed, recipe)}.pt", checkpoint_every=recipe["steps"] // 4,
               recipe=recipe, pretrained=pretrained)

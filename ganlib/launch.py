@@ -13,9 +13,11 @@ recipe's ``batch_size`` is the global batch: each of N ranks trains on ``batch_s
 step (``ganlib.distributed``). Prepare the data on every node first (``python -m ganlib.data
 fashion_mnist``), or the ranks race on the download.
 
-Lessons: 07 (WGAN-GP on Fashion-MNIST: a penalty by double backward, 5 critic steps per G step) and 09
-(StyleGAN2 at 32 px: lazy R1, path-length-free, minibatch std). The other lessons' runs train inside
-their notebooks.
+Lessons: 07 (WGAN-GP on Fashion-MNIST: a penalty by double backward, 5 critic steps per G step), 08
+(the SAGAN ablation's six runs: spectral norm, attention, hinge) and 09 (StyleGAN2 at 32 px: lazy R1,
+minibatch std). The other lessons' runs train inside their notebooks; their library run functions
+(``train_variant``, ``zoo.train_images``, ``semisupervised.train_semi_supervised``,
+``bigan.train_image_bigan``) also take the recipe's batch as the global one.
 """
 
 from __future__ import annotations
@@ -25,10 +27,23 @@ import sys
 
 import torch
 
-from . import data, distributed, profiles, speed, stylegan, wgan
+from . import data, distributed, profiles, sagan, speed, stylegan, wgan
 
 
-def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None = None) -> tuple[str, object]:
+def lesson_08(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
+    """Lesson 08's ablation, as its "Train" section runs it: every variant with ``seed``, and the attention
+    comparison's two variants again with ``seed + 1``."""
+    recipe = dict(sagan.LESSON_08[profile], **({"steps": steps} if steps else {}))
+    images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
+    done = []
+    for name, run_seed in [(name, seed) for name in sagan.VARIANTS] + [(n, seed + 1) for n in ("+ hinge, TTUR", "SAGAN")]:
+        run = sagan.run_name("fashion_mnist", profile, run_seed, recipe["width"], recipe["batch_size"], name)
+        done.append((run, sagan.train_variant(name, images, recipe, run_seed, directory=profiles.checkpoint_dir("08_sagan"),
+                                              run=run, z_dim=100, amp=speed.precision(device))))
+    return done
+
+
+def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
     """Lesson 07's WGAN-GP run on Fashion-MNIST, as its "Train" section calls it (``steps``: another length)."""
     recipe = dict(wgan.LESSON_07[profile], **({"steps": steps} if steps else {}))
     images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
@@ -36,10 +51,10 @@ def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None =
     run = f"fashion_mnist-wgan_gp-{profile}-seed{seed}-{recipe['steps']}"
     state = wgan.train_wgan_gp(images, recipe, directory=profiles.checkpoint_dir("07_wgan_gp"), run=run, z_dim=100,
                                amp=speed.precision(device, cpu_bf16=False), progress=distributed.is_main())
-    return run, state
+    return [(run, state)]
 
 
-def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None = None) -> tuple[str, object]:
+def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
     """Lesson 09's StyleGAN2 run at 32 x 32, as its "Train" section calls it (``steps``: another length)."""
     recipe = dict(stylegan.LESSON_09[profile], **({"steps": steps} if steps else {}))
     fashion = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
@@ -50,11 +65,11 @@ def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None =
     run = f"fashion_mnist32-{profile}-seed{seed}-c{sg.channel_max}-b{recipe['batch_size']}"
     state = stylegan.train_stylegan(images, recipe, directory=profiles.checkpoint_dir("09_stylegan"), run=run,
                                     z_fixed=z_fixed, amp=speed.precision(device), progress=distributed.is_main())
-    return run, state
+    return [(run, state)]
 
 
-LESSONS = {"07": lesson_07, "09": lesson_09}
-LESSON_DIRS = {"07": "07_wgan_gp", "09": "09_stylegan"}  # their checkpoint folders
+LESSONS = {"07": lesson_07, "08": lesson_08, "09": lesson_09}
+LESSON_DIRS = {"07": "07_wgan_gp", "08": "08_sagan", "09": "09_stylegan"}  # their checkpoint folders
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     device = distributed.setup(args.device)
     try:
         profile, device = profiles.setup(args.profile, args.seed, device=str(device))
-        run, state = LESSONS[args.lesson](profile, args.seed, device, args.steps)
-        if distributed.is_main():
-            minutes = sum(state.history.seconds) / 60
-            print(f"lesson {args.lesson}, {profile}: {run} at step {state.step} on {distributed.world()} process(es), "
-                  f"{minutes:.1f} min; checkpoint in {profiles.checkpoint_dir(LESSON_DIRS[args.lesson])}")
+        for run, state in LESSONS[args.lesson](profile, args.seed, device, args.steps):
+            if distributed.is_main():
+                minutes = sum(state.history.seconds) / 60
+                print(f"lesson {args.lesson}, {profile}: {run} at step {state.step} on {distributed.world()} process(es), "
+                      f"{minutes:.1f} min; checkpoint in {profiles.checkpoint_dir(LESSON_DIRS[args.lesson])}")
     finally:
         distributed.teardown()
     return 0

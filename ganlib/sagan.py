@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import dcgan, layers, losses, train
+from . import dcgan, distributed, layers, losses, train
 
 LARGEST = "largest"  # attention_at's default: the largest feature map below the image
 
@@ -194,8 +194,8 @@ def train_variant(name: str, images, recipe: dict, seed: int, *, directory, run:
     torch.manual_seed(seed)
     state = variant_state(name, images.shape, recipe["width"], images.x.device, z_dim)
     kind = dict(d_loss=losses.d_loss_hinge, g_loss=losses.g_loss_hinge, outputs=hinge_outputs) if VARIANTS[name][3] else {}
-    d_step, g_step = train.gan_steps(state.G, state.D, state.opt_G, state.opt_D, images, recipe["batch_size"], amp=amp,
-                                     **kind)
+    d_step, g_step = train.gan_steps(state.G, state.D, state.opt_G, state.opt_D, images, distributed.local_batch(recipe["batch_size"]),
+                                     amp=amp, **kind)
     train.fit(state, logging_sigmas(d_step, state, recipe["log_every"]), g_step, recipe["steps"], ema_beta=0.995,
               log_every=recipe["log_every"], checkpoint=Path(directory) / f"{run}.pt",
               checkpoint_every=recipe["steps"] // 2, progress=False, on_log=dcgan.keep_generators(directory, run, keep_every),

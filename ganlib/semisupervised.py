@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import latent, losses, train
+from . import distributed, latent, losses, train
 from .data import random_rows
 from .updates import frozen, update
 
@@ -198,7 +198,7 @@ def train_semi_supervised(data: SemiSupervised, draw: int, recipe: dict, *, dire
     G, D = (m.to(device) for m in ssl_networks(tuple(data.x_unlabelled.shape[1:]), recipe))
     opt_G, opt_D = train.adam(G, D, recipe["lr"], betas=(0.5, 0.999))
     state = train.GANState(G, D, opt_G, opt_D)
-    d_step, g_step = semi_supervised_steps(G, D, opt_G, opt_D, data, recipe["batch_size"])
+    d_step, g_step = semi_supervised_steps(G, D, opt_G, opt_D, data, distributed.local_batch(recipe["batch_size"]))
     per_class = data.n_labels // len(data.y_labelled.unique())
     train.fit(state, d_step, g_step, recipe["steps"], log_every=recipe["log_every"], progress=progress,
               checkpoint=Path(directory) / f"{ssl_name(per_class, draw, recipe)}.pt",

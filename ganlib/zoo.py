@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import dcgan, layers, losses, train, wgan
+from . import dcgan, distributed, layers, losses, train, wgan
 from .speed import autocast
 from .updates import frozen, real_sampler, update
 
@@ -197,8 +197,8 @@ def train_images(loss: str, images, seed: int, recipe: dict, *, directory, run: 
     """One image run of ``loss``: EMA 0.995, one D step per G step, checkpoint ``<run>.pt`` in ``directory``."""
     torch.manual_seed(seed)
     state = image_state(loss, images.shape, recipe["width"], images.x.device)
-    d_step, g_step = steps_for(loss, state.G, state.D, state.opt_G, state.opt_D, images, recipe["batch_size"],
-                               margin=recipe["margin"], amp=amp)
+    d_step, g_step = steps_for(loss, state.G, state.D, state.opt_G, state.opt_D, images,
+                               distributed.local_batch(recipe["batch_size"]), margin=recipe["margin"], amp=amp)
     train.fit(state, d_step, g_step, recipe["steps"], ema_beta=0.995, log_every=recipe["log_every"], progress=False,
               checkpoint=Path(directory) / f"{run}.pt", checkpoint_every=recipe["steps"] // 2, recipe=recipe,
               pretrained=pretrained)

@@ -47,3 +47,16 @@ def test_lesson_07_trains_its_recipe_with_the_global_batch(tmp_path):
     assert blob["step"] == recipe["steps"] and len(blob["rng_ranks"]) == 2
     assert blob["meta"]["recipe"] == {**{k: v for k, v in recipe.items() if k != "steps"}, "steps": recipe["steps"]}
 
+
+
+def test_lesson_08_trains_the_six_runs_of_its_ablation(tmp_path):
+    from ganlib import sagan
+
+    out = _torchrun("08", tmp_path)
+    recipe = sagan.LESSON_08["smoke"]
+    runs = [(name, 0) for name in sagan.VARIANTS] + [("+ hinge, TTUR", 1), ("SAGAN", 1)]
+    for name, seed in runs:
+        run = sagan.run_name("fashion_mnist", "smoke", seed, recipe["width"], recipe["batch_size"], name)
+        assert f"{run} at step {recipe['steps']} on 2 process(es)" in out
+        blob = torch.load(tmp_path / "08_sagan" / f"{run}.pt", weights_only=False)
+        assert blob["step"] == recipe["steps"] and len(blob["rng_ranks"]) == 2
