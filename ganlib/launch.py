@@ -14,10 +14,11 @@ step (``ganlib.distributed``). Prepare the data on every node first (``python -m
 fashion_mnist``), or the ranks race on the download.
 
 Lessons: 07 (WGAN-GP on Fashion-MNIST: a penalty by double backward, 5 critic steps per G step), 08
-(the SAGAN ablation's six runs: spectral norm, attention, hinge) and 09 (StyleGAN2 at 32 px: lazy R1,
-minibatch std). The other lessons' runs train inside their notebooks; their library run functions
-(``train_variant``, ``zoo.train_images``, ``semisupervised.train_semi_supervised``,
-``bigan.train_image_bigan``) also take the recipe's batch as the global one.
+(the SAGAN ablation's six runs: spectral norm, attention, hinge), 09 (StyleGAN2 at 32 px: lazy R1,
+minibatch std) and 10 (the loss zoo's five image runs, EBGAN's autoencoder D included). Lessons 03, 05,
+06 and 11 build their runs inside the notebook (03, 05, 06) or per label draw (11); lesson 11's library
+run functions (``semisupervised.train_semi_supervised``, ``bigan.train_image_bigan``) already take the
+recipe's batch as the global one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 
 import torch
 
-from . import data, distributed, profiles, sagan, speed, stylegan, wgan
+from . import data, distributed, profiles, sagan, speed, stylegan, wgan, zoo
 
 
 def lesson_08(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
@@ -54,6 +55,18 @@ def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None =
     return [(run, state)]
 
 
+def lesson_10(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
+    """Lesson 10's five losses on Fashion-MNIST (GAN, LSGAN, RaSGAN, RaLSGAN, EBGAN), one recipe."""
+    recipe = dict(zoo.IMAGES_10[profile], **({"steps": steps} if steps else {}))
+    images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
+    done = []
+    for loss in zoo.NAMES:
+        run = zoo.image_name("fashion_mnist", loss, seed, recipe)
+        done.append((run, zoo.train_images(loss, images, seed, recipe, directory=profiles.checkpoint_dir("10_loss_zoo"),
+                                           run=run, amp=speed.precision(device))))
+    return done
+
+
 def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
     """Lesson 09's StyleGAN2 run at 32 x 32, as its "Train" section calls it (``steps``: another length)."""
     recipe = dict(stylegan.LESSON_09[profile], **({"steps": steps} if steps else {}))
@@ -68,8 +81,8 @@ def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None =
     return [(run, state)]
 
 
-LESSONS = {"07": lesson_07, "08": lesson_08, "09": lesson_09}
-LESSON_DIRS = {"07": "07_wgan_gp", "08": "08_sagan", "09": "09_stylegan"}  # their checkpoint folders
+LESSONS = {"07": lesson_07, "08": lesson_08, "09": lesson_09, "10": lesson_10}
+LESSON_DIRS = {"07": "07_wgan_gp", "08": "08_sagan", "09": "09_stylegan", "10": "10_loss_zoo"}  # their checkpoint folders
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,3 +60,14 @@ def test_lesson_08_trains_the_six_runs_of_its_ablation(tmp_path):
         assert f"{run} at step {recipe['steps']} on 2 process(es)" in out
         blob = torch.load(tmp_path / "08_sagan" / f"{run}.pt", weights_only=False)
         assert blob["step"] == recipe["steps"] and len(blob["rng_ranks"]) == 2
+
+
+def test_lesson_10_trains_its_five_losses(tmp_path):
+    from ganlib import zoo
+
+    out = _torchrun("10", tmp_path)
+    recipe = zoo.IMAGES_10["smoke"]
+    for loss in zoo.NAMES:
+        run = zoo.image_name("fashion_mnist", loss, 0, recipe)
+        assert f"{run} at step {recipe['steps']} on 2 process(es)" in out
+        assert torch.load(tmp_path / "10_loss_zoo" / f"{run}.pt", weights_only=False)["step"] == recipe["steps"]
