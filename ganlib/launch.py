@@ -31,10 +31,26 @@ import torch
 from . import data, distributed, profiles, sagan, speed, stylegan, wgan, zoo
 
 
+def _recipe(presets: dict, profile: str, steps: int | None) -> dict:
+    """The lesson's recipe for ``profile``, ``steps`` long if given."""
+    return dict(presets[profile], **({"steps": steps} if steps else {}))
+
+
+def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
+    """Lesson 07's WGAN-GP run on Fashion-MNIST, as its "Train" section calls it."""
+    recipe = _recipe(wgan.LESSON_07, profile, steps)
+    images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
+    torch.manual_seed(seed)
+    run = f"fashion_mnist-wgan_gp-{profile}-seed{seed}-{recipe['steps']}"
+    state = wgan.train_wgan_gp(images, recipe, directory=profiles.checkpoint_dir("07_wgan_gp"), run=run, z_dim=100,
+                               amp=speed.precision(device, cpu_bf16=False), progress=distributed.is_main())
+    return [(run, state)]
+
+
 def lesson_08(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
     """Lesson 08's ablation, as its "Train" section runs it: every variant with ``seed``, and the attention
     comparison's two variants again with ``seed + 1``."""
-    recipe = dict(sagan.LESSON_08[profile], **({"steps": steps} if steps else {}))
+    recipe = _recipe(sagan.LESSON_08, profile, steps)
     images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
     done = []
     for name, run_seed in [(name, seed) for name in sagan.VARIANTS] + [(n, seed + 1) for n in ("+ hinge, TTUR", "SAGAN")]:
@@ -44,32 +60,9 @@ def lesson_08(profile: str, seed: int, device: torch.device, steps: int | None =
     return done
 
 
-def lesson_07(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
-    """Lesson 07's WGAN-GP run on Fashion-MNIST, as its "Train" section calls it (``steps``: another length)."""
-    recipe = dict(wgan.LESSON_07[profile], **({"steps": steps} if steps else {}))
-    images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
-    torch.manual_seed(seed)
-    run = f"fashion_mnist-wgan_gp-{profile}-seed{seed}-{recipe['steps']}"
-    state = wgan.train_wgan_gp(images, recipe, directory=profiles.checkpoint_dir("07_wgan_gp"), run=run, z_dim=100,
-                               amp=speed.precision(device, cpu_bf16=False), progress=distributed.is_main())
-    return [(run, state)]
-
-
-def lesson_10(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
-    """Lesson 10's five losses on Fashion-MNIST (GAN, LSGAN, RaSGAN, RaLSGAN, EBGAN), one recipe."""
-    recipe = dict(zoo.IMAGES_10[profile], **({"steps": steps} if steps else {}))
-    images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
-    done = []
-    for loss in zoo.NAMES:
-        run = zoo.image_name("fashion_mnist", loss, seed, recipe)
-        done.append((run, zoo.train_images(loss, images, seed, recipe, directory=profiles.checkpoint_dir("10_loss_zoo"),
-                                           run=run, amp=speed.precision(device))))
-    return done
-
-
 def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
-    """Lesson 09's StyleGAN2 run at 32 x 32, as its "Train" section calls it (``steps``: another length)."""
-    recipe = dict(stylegan.LESSON_09[profile], **({"steps": steps} if steps else {}))
+    """Lesson 09's StyleGAN2 run at 32 x 32, as its "Train" section calls it."""
+    recipe = _recipe(stylegan.LESSON_09, profile, steps)
     fashion = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
     images = data.ImageSet(stylegan.pad_to_32(fashion.x), fashion.y, fashion.classes, "fashion_mnist-32")
     sg = stylegan.lesson_config(recipe)
@@ -79,6 +72,18 @@ def lesson_09(profile: str, seed: int, device: torch.device, steps: int | None =
     state = stylegan.train_stylegan(images, recipe, directory=profiles.checkpoint_dir("09_stylegan"), run=run,
                                     z_fixed=z_fixed, amp=speed.precision(device), progress=distributed.is_main())
     return [(run, state)]
+
+
+def lesson_10(profile: str, seed: int, device: torch.device, steps: int | None = None) -> list[tuple[str, object]]:
+    """Lesson 10's five losses on Fashion-MNIST (GAN, LSGAN, RaSGAN, RaLSGAN, EBGAN), one recipe."""
+    recipe = _recipe(zoo.IMAGES_10, profile, steps)
+    images = data.load_images("fashion_mnist", device=device, limit=recipe["limit"])
+    done = []
+    for loss in zoo.NAMES:
+        run = zoo.image_name("fashion_mnist", loss, seed, recipe)
+        done.append((run, zoo.train_images(loss, images, seed, recipe, directory=profiles.checkpoint_dir("10_loss_zoo"),
+                                           run=run, amp=speed.precision(device))))
+    return done
 
 
 LESSONS = {"07": lesson_07, "08": lesson_08, "09": lesson_09, "10": lesson_10}
