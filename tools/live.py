@@ -115,15 +115,7 @@ def browse(base: str, token: str, names: list[str], out: Path, timeout: float = 
     spec = {"chromium": chromium, "base": base, "token": token, "run_timeout_s": RUN_TIMEOUT_S,
             "redraw_timeout_s": REDRAW_TIMEOUT_S,
             "lessons": [{"name": n, "path": f"{n}.ipynb", "screenshots": str((out / "shots" / n).resolve())} for n in names]}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(spec, f)
-    try:
-        proc = subprocess.run(["node", str(BROWSER_SCRIPT), f.name], capture_output=True, text=True, timeout=timeout)
-    finally:
-        os.unlink(f.name)
-    if proc.returncode != 0:
-        raise RuntimeError(f"tools/lab_browser.cjs failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
+    return slides.run_browser_script(BROWSER_SCRIPT, spec, timeout)
 
 
 def explorers(lesson: Path) -> list[int]:

@@ -138,14 +138,19 @@ def browse(items: list[dict], chromium: str, timeout: float = 600) -> list[dict]
         raise MissingTool(f"playwright-core is missing under {NODE_MODULES}: run `npm ci` (`make slides` does it)")
     spec = {"chromium": chromium, "width": WIDTH, "height": HEIGHT,
             "decks": [{k: (str(v) if isinstance(v, Path) else v) for k, v in item.items()} for item in items]}
+    return run_browser_script(BROWSER_SCRIPT, spec, timeout)
+
+
+def run_browser_script(script: Path, spec: dict, timeout: float):
+    """``node script spec.json`` (a playwright-core script of tools/): the JSON it prints on stdout."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        proc = subprocess.run(["node", str(BROWSER_SCRIPT), f.name], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(["node", str(script), f.name], capture_output=True, text=True, timeout=timeout)
     finally:
         os.unlink(f.name)
     if proc.returncode != 0:
-        raise RuntimeError(f"tools/slides_browser.cjs failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"tools/{script.name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout)
 
 
