@@ -8,10 +8,12 @@ Each figure ``fn`` returns is closed in pyplot before it is shown: a figure made
 ``plt.subplots`` and left open is drawn a second time by the inline backend when the cell ends, a
 copy no slider updates (lesson 08's attention explorer did that in JupyterLab).
 
-Under the controls, a status line says what the figure shows now, how long it took and what ``fn``
-printed while drawing it (a shipped run loaded, a checkpoint resumed), so no stale message is left
-above a redrawn figure. A redraw that takes a while can report progress: if ``fn`` has a parameter
-named ``progress``, it is given ``progress(done, total, what)``, which moves a bar under the controls.
+Under the controls, a status line says what the figure shows now and how long it took; what ``fn``
+printed while drawing it (a shipped run loaded, a checkpoint resumed) is an output of its own above
+the figure, replaced at each redraw, so no stale message is left above a redrawn figure (and a
+headless run keeps the default figure's). A redraw that takes a while can report progress: if ``fn``
+has a parameter named ``progress``, it is given ``progress(done, total, what)``, which moves a bar
+under the controls.
 """
 
 from __future__ import annotations
@@ -72,12 +74,10 @@ class Status:
         self.bar.value = min(max(done / total, 0.0), 1.0) if total else 0.0
         self.say(f"{what} for {self._what}: {done:g} / {total:g}")
 
-    def shown(self, what: str, seconds: float, printed: str) -> None:
+    def shown(self, what: str, seconds: float) -> None:
         self.bar.layout.display = "none"
-        last = [line for line in printed.splitlines() if line.strip()][-1:]
-        note = f" · {last[0].strip()}" if last else ""
         took = f"{seconds:.1f} s" if seconds >= 0.1 else "under 0.1 s"
-        self.say(f"Shown: {what} (drawn in {took}){note}")
+        self.say(f"Shown: {what} (drawn in {took})")
 
 
 def explore(fn: Callable[..., Figure], **controls):
@@ -103,24 +103,27 @@ def explore(fn: Callable[..., Figure], **controls):
         status.drawing(what)
         start, printed = time.perf_counter(), io.StringIO()
         extra = {"progress": status.progress} if takes_progress else {}
-        with contextlib.redirect_stdout(printed):  # what fn prints belongs to this figure: the status line says it
+        with contextlib.redirect_stdout(printed):  # what fn prints belongs to this figure: shown above it, replaced with it
             fig = fn(**values, **extra)
         plt.close(fig)  # shown once, by the handle below: pyplot must not draw it again at the cell's end
-        status.shown(what, time.perf_counter() - start, printed.getvalue())
-        return fig
+        status.shown(what, time.perf_counter() - start)
+        return fig, {"text/plain": printed.getvalue().rstrip("\n")}
 
     display(w.VBox([w.HBox(list(sliders.values())), status.widget]))
-    handle = DisplayHandle()  # an ordinary output that updates in place
-    handle.display(figure())
+    log, handle = DisplayHandle(), DisplayHandle()  # ordinary outputs that update in place
+    fig, printed = figure()
+    log.display(printed, raw=True)
+    handle.display(fig)
 
     def redraw(_change):
         try:
-            fig = figure()
+            fig, printed = figure()
         except Exception as err:
             status.bar.layout.display = "none"
             status.say(f"Could not draw {status._what}: {type(err).__name__}: {err} (the figure is the last one drawn)",
                        error=True)
             raise
+        log.update(printed, raw=True)
         handle.update(fig)
 
     for s in sliders.values():

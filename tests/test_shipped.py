@@ -63,7 +63,8 @@ def test_the_lessons_pretrained_path_loads_the_shipped_runs_and_its_claims_hold(
     out = tmp_path / f"{lesson}.ipynb"
     pm.execute_notebook(str(ROOT / "notebooks" / f"{lesson}.ipynb"), str(out), parameters={"profile": "cpu", "pretrained": True},
                         cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
-    text = "".join(o.get("text", "") for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")  # printed, or shown (an explorer's lines)
+                   for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))
     if lesson in USERS:
         (key,) = [k for k in RUNS if k.startswith(f"{USERS[lesson]}/")]
         assert f"{len(RUNS[key]['kept'])} generators of lesson 03 (steps {RUNS[key]['kept']})" in text
