@@ -328,6 +328,80 @@ def load_images(name: str = "fashion_mnist", *, split: str = "train", device="cp
     return ImageSet(_to_unit_range(x).to(device), y.to(device), classes, name)
 
 
+# --------------------------------------------------------------------------------------------
+# Translation tasks made from an image set (lesson 12): the ground truth is kept, for scoring
+# --------------------------------------------------------------------------------------------
+
+SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+
+
+def pad(x: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """(B, C, h, w) images padded symmetrically with -1 (black, the background) to (B, C, size, size)."""
+    dh, dw = size - x.shape[-2], size - x.shape[-1]
+    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=-1.0)
+
+
+def edge_map(x: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:
+    """Edges of (B, 1, H, W) images in [-1, 1]: 1 where the Sobel gradient magnitude of the [0, 1] image,
+    sqrt(Gx^2 + Gy^2), exceeds ``threshold`` (its largest value is 4 sqrt(2)), else -1: white lines on black."""
+    kernels = torch.stack([SOBEL_X, SOBEL_X.T])[:, None].to(x)  # (2, 1, 3, 3): d/dx, d/dy
+    padded = torch.nn.functional.pad((x + 1) / 2, (1, 1, 1, 1), mode="replicate")  # the frame is no edge
+    g = torch.nn.functional.conv2d(padded, kernels)  # (B, 2, H, W)
+    return torch.where(g.square().sum(1, keepdim=True).sqrt() > threshold, 1.0, -1.0).to(x)
+
+
+@dataclass
+class Pairs:
+    """A translation task: inputs ``a`` (N, Ca, H, W), their targets ``b`` (N, Cb, H, W), the garments' classes ``y``."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None):
+        """A random batch (a, b) of aligned pairs (``random_rows``)."""
+        return random_rows(batch_size, self.a, self.b, generator=generator)
+
+
+def edges_to_garments(images: ImageSet, size: int = 32) -> Pairs:
+    """pix2pix's paired task: the edge map of each garment -> the garment, both padded to ``size``."""
+    b = pad(images.x, size)
+    return Pairs(edge_map(b), b, images.y)
+
+
+@dataclass
+class Unpaired:
+    """CycleGAN's task: domain A (edge maps of the first half of the images) and domain B (the garments
+    of the *other* half): no image of B is the partner of an image of A. ``a_partner`` (the true garment
+    of each edge map) and the classes are kept for scoring only; training reads ``a`` and ``b``."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    a_partner: torch.Tensor
+    y_a: torch.Tensor
+    y_b: torch.Tensor
+
+
+def unpaired_halves(pairs: Pairs, seed: int = 0) -> Unpaired:
+    """Split ``pairs`` at random into two disjoint halves: edges of one, garments of the other."""
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).to(pairs.a.device)
+    first, second = order[: len(order) // 2], order[len(order) // 2:]
+    return Unpaired(pairs.a[first], pairs.b[second], pairs.b[first], pairs.y[first], pairs.y[second])
+
+
+def label_maps(images: ImageSet, size: int = 32, level: float = -0.8, n_classes: int = 10) -> Pairs:
+    """SPADE's task: (mask x class) -> garment. The mask is the garment's silhouette (pixels above ``level``);
+    the map has one channel per class, 1 on the mask in the channel of the garment's class, and a last
+    channel for the background: (N, n_classes + 1, size, size), one-hot at every pixel."""
+    b = pad(images.x, size)
+    mask = (b > level).to(b)  # (N, 1, H, W)
+    one_hot = torch.nn.functional.one_hot(images.y, n_classes).to(b)[:, :, None, None]  # (N, K, 1, 1)
+    return Pairs(torch.cat([one_hot * mask, 1 - mask], dim=1), b, images.y)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m ganlib.data [name ...]``: make sure datasets are present, downloading if allowed."""
     names = (argv if argv is not None else sys.argv[1:]) or ["fashion_mnist"]

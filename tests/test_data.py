@@ -176,3 +176,55 @@ def test_the_throughput_benchmark_finds_fashion_mnist_where_torchvision_download
     copied = bench._torchvision_root() / "FashionMNIST" / "raw"
     assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in raw.iterdir())
     assert data.read_idx(copied / "train-images-idx3-ubyte").shape == (6, 28, 28)
+
+
+# --- lesson 12's translation tasks ---------------------------------------------------------------
+
+
+def _image_set(n=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=gen) * 2 - 1
+    return data.ImageSet(x, torch.randint(10, (n,), generator=gen), data.FASHION_CLASSES, "random")
+
+
+def test_edge_map_marks_the_boundary_of_a_square_and_nothing_else():
+    x = torch.full((1, 1, 12, 12), -1.0)
+    x[..., 4:8, 4:8] = 1.0  # a white square on black
+    e = data.edge_map(x)
+    assert set(e.unique().tolist()) <= {-1.0, 1.0}
+    on = e[0, 0] > 0
+    assert on[3:9, 3:9].any() and not on[5:7, 5:7].any()  # around the square's rim, not its inside
+    assert not on[:2].any() and not on[:, :2].any()  # nor far away
+    assert not (data.edge_map(torch.full((2, 1, 8, 8), 0.3)) > 0).any()  # a flat image has no edges
+    assert (data.edge_map(x, threshold=4 * 2**0.5) < 0).all()  # above the largest Sobel magnitude: none
+
+
+def test_the_paired_task_pads_to_32_and_keeps_every_pixel():
+    images = _image_set()
+    pairs = data.edges_to_garments(images)
+    assert pairs.a.shape == pairs.b.shape == (20, 1, 32, 32)
+    assert torch.equal(pairs.b[..., 2:30, 2:30], images.x) and (pairs.b[..., :2, :] == -1).all()
+    assert torch.equal(pairs.a, data.edge_map(pairs.b))
+    a, b = pairs.sample(7, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(data.edge_map(b[i:i + 1]), a[i:i + 1]) for i in range(7))  # still pairs
+
+
+def test_the_unpaired_halves_are_disjoint_and_the_hidden_partners_are_true():
+    pairs = data.edges_to_garments(_image_set(21))
+    task = data.unpaired_halves(pairs, seed=3)
+    assert len(task.a) == 10 and len(task.b) == 11
+    assert torch.equal(data.edge_map(task.a_partner), task.a)  # each edge map's true garment, kept for scoring
+    garments = {tuple(g.flatten().tolist()) for g in task.b}
+    assert not any(tuple(g.flatten().tolist()) in garments for g in task.a_partner)  # no partner is in domain B
+    assert sorted(torch.cat([task.y_a, task.y_b]).tolist()) == sorted(pairs.y.tolist())
+
+
+def test_label_maps_are_one_hot_with_the_class_on_the_silhouette():
+    images = _image_set()
+    maps = data.label_maps(images)
+    assert maps.a.shape == (20, 11, 32, 32)
+    assert torch.equal(maps.a.sum(1), torch.ones(20, 32, 32))
+    mask = maps.b > -0.8
+    label = maps.a.argmax(1, keepdim=True)
+    assert torch.equal(label[mask], images.y[:, None, None, None].expand_as(label)[mask])
+    assert (label[~mask] == 10).all()
