@@ -21,6 +21,19 @@ from .data import random_rows
 from .updates import frozen, update
 
 
+# Lesson 12's recipe: the official lambda, identity multiplier, pool, Adam and LSGAN; small widths, 32 px, batches of 16
+CYCLEGAN_12 = {
+    "smoke": dict(width=2, n_blocks=1, n_layers=1, d_width=4, lambda_a=10.0, lambda_b=10.0, identity=0.5, pool=50,
+                  lr=2e-4, batch_size=4, steps=6, log_every=3, limit=512),
+    "cpu": dict(width=8, n_blocks=3, n_layers=1, d_width=16, lambda_a=10.0, lambda_b=10.0, identity=0.5, pool=50,
+                lr=2e-4, batch_size=16, steps=3000, log_every=100, limit=20_000),
+}
+CYCLEGAN_12["gpu"] = {**CYCLEGAN_12["cpu"], "steps": 6000, "limit": 60_000}
+VARIANTS_12 = {  # Zhu et al. Table 4's ablations, as changes of the recipe (the identity term scales with the lambdas)
+    "cycle": {}, "no cycle": {"lambda_a": 0.0, "lambda_b": 0.0}, "forward cycle": {"lambda_b": 0.0},
+}
+
+
 def residual_block(c: int) -> nn.Module:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c), nn.ReLU(),
                          nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c))

@@ -187,6 +187,20 @@ def pix2pix_steps(G, D, opt_G, opt_D, pairs, batch_size: int, l1_weight: float, 
 
 GENERATORS = {"unet": unet, "encoder-decoder": encoder_decoder}
 
+# Lesson 12's recipe (the paper's lambda, Adam and init; small widths, 32 px, batches instead of batch 1) and its
+# ablations, each a change of the recipe: the losses (Isola et al. Table 1), the skips (Fig. 5), the patch (Table 2).
+PIX2PIX_12 = {
+    "smoke": dict(generator="unet", widths=(4, 8, 8, 8, 8), n_layers=1, d_width=4, l1_weight=100.0, gan_weight=1.0,
+                  lr=2e-4, batch_size=8, steps=6, log_every=3, limit=512),
+    "cpu": dict(generator="unet", widths=(16, 32, 32, 32, 32), n_layers=1, d_width=16, l1_weight=100.0, gan_weight=1.0,
+                lr=2e-4, batch_size=32, steps=1500, log_every=100, limit=20_000),
+}
+PIX2PIX_12["gpu"] = {**PIX2PIX_12["cpu"], "steps": 6000, "batch_size": 64, "limit": 60_000}
+VARIANTS_12 = {  # name -> what changes in the recipe
+    "L1+cGAN": {}, "L1": {"gan_weight": 0.0}, "cGAN": {"l1_weight": 0.0},
+    "encoder-decoder": {"generator": "encoder-decoder"}, "pixel D": {"n_layers": 0}, "image D": {"n_layers": 2},
+}
+
 
 def networks(recipe: dict, in_channels: int = 1, out_channels: int = 1) -> tuple[nn.Module, PairDiscriminator]:
     """G (``recipe["generator"]``: ``"unet"`` or ``"encoder-decoder"``) and the pair D (``recipe["n_layers"]``), initialised."""
@@ -196,7 +210,9 @@ def networks(recipe: dict, in_channels: int = 1, out_channels: int = 1) -> tuple
 
 
 def run_name(task: str, variant: str, seed: int, recipe: dict) -> str:
-    return f"{task}-{variant}-seed{seed}-{recipe['steps']}"
+    """``<task>-<variant>-seed<seed>-<steps>``, the variant's spaces and '+' as '-' (file names): edges-L1-cGAN-seed0-1500."""
+    slug = variant.replace("+", "-").replace(" ", "-")
+    return f"{task}-{slug}-seed{seed}-{recipe['steps']}"
 
 
 def train_pix2pix(pairs, variant: str, seed: int, recipe: dict, *, directory, task: str = "edges",

@@ -21,6 +21,18 @@ from torch import nn
 from . import pix2pix
 
 
+# Lesson 12's mask task: a SPADE G against a U-Net G (pix2pix's, on the 11-channel map), one objective (pix2pix's)
+SPADE_12 = {
+    "smoke": dict(generator="spade", widths=(4, 4, 4, 4), hidden=4, n_layers=1, d_width=4, l1_weight=100.0,
+                  gan_weight=1.0, lr=2e-4, batch_size=8, steps=6, log_every=3, limit=512),
+    "cpu": dict(generator="spade", widths=(32, 32, 16, 8), hidden=16, n_layers=1, d_width=16, l1_weight=100.0,
+                gan_weight=1.0, lr=2e-4, batch_size=32, steps=1500, log_every=100, limit=10_000),
+}
+SPADE_12["gpu"] = {**SPADE_12["cpu"], "steps": 6000, "batch_size": 64, "limit": 30_000}
+UNET_MASKS_12 = {profile: {**pix2pix.PIX2PIX_12[profile], **{k: r[k] for k in ("batch_size", "steps", "log_every", "limit")}}
+                 for profile, r in SPADE_12.items()}  # the baseline: pix2pix's U-Net at the SPADE run's budget
+
+
 class SPADE(nn.Module):
     """norm(x) * (1 + gamma(m)) + beta(m); ``norm``: a parameter-free normalisation of ``channels`` channels."""
 
