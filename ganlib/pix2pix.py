@@ -12,6 +12,7 @@ Lesson 12's other parts: ``ganlib.cyclegan`` (unpaired), ``ganlib.spade`` (label
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Callable
 
@@ -131,12 +132,13 @@ def init_weights(model: nn.Module, std: float = 0.02) -> nn.Module:
 
 
 def test_mode(G: nn.Module, mode: str) -> nn.Module:
-    """Set G up for a test pass: ``"train"`` (dropout on, batch norm from the test batch: the paper's choice),
-    ``"eval"`` (no dropout, running statistics: ``G.eval()``, what users expect) or ``"dropout"`` (running
-    statistics, dropout on: the "noise" kept, the statistics of training)."""
+    """A copy of G set up for a test pass: ``"train"`` (dropout on, batch norm from the test batch: the paper's
+    choice), ``"eval"`` (no dropout, running statistics: ``G.eval()``, what users expect) or ``"dropout"``
+    (running statistics, dropout on). A copy, because a train-mode pass updates batch norm's running statistics
+    even under ``torch.no_grad()``: testing the trained G itself in train mode would change what its eval mode reads."""
     if mode not in ("train", "eval", "dropout"):
         raise ValueError(f"mode must be 'train', 'eval' or 'dropout', got {mode!r}")
-    G.train(mode == "train")
+    G = copy.deepcopy(G).train(mode == "train").requires_grad_(False)
     for m in G.modules():
         if isinstance(m, nn.Dropout) and mode == "dropout":
             m.train()

@@ -1,4 +1,6 @@
 """pix2pix (lesson 12): the PatchGAN's receptive field, the U-Net's skips, dropout as the only noise, the losses."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,14 +66,27 @@ def test_dropout_is_the_only_noise_and_test_modes_say_which():
     G(a)  # running statistics from one batch
     with torch.no_grad():
         for mode, random in (("train", True), ("dropout", True), ("eval", False)):
-            pix2pix.test_mode(G, mode)
-            assert (not torch.equal(G(a), G(a))) == random, mode
+            G_test = pix2pix.test_mode(G, mode)
+            assert (not torch.equal(G_test(a), G_test(a))) == random, mode
         assert not torch.equal(pix2pix.test_mode(G, "train")(a[:4]), pix2pix.test_mode(G, "eval")(a[:4]))
-        G0 = pix2pix.init_weights(pix2pix.UNet(1, 1, n_dropout=0))
-        pix2pix.test_mode(G0, "train")
+        G0 = pix2pix.test_mode(pix2pix.init_weights(pix2pix.UNet(1, 1, n_dropout=0)), "train")
         assert torch.equal(G0(a), G0(a))  # without dropout, train mode is deterministic: no z, no noise
     with pytest.raises(ValueError, match="mode must be"):
         pix2pix.test_mode(G, "test")
+
+
+def test_a_train_mode_test_pass_leaves_the_trained_g_alone():
+    """A train-mode pass updates batch norm's running statistics even under no_grad; test_mode works on a copy."""
+    torch.manual_seed(0)
+    G = pix2pix.init_weights(pix2pix.unet(1, 1))
+    G(torch.rand(8, 1, 32, 32) * 2 - 1)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    with torch.no_grad():
+        pix2pix.translate(pix2pix.test_mode(G, "train"), torch.rand(40, 1, 32, 32), batch_size=4)
+        G_raw = copy.deepcopy(G).train()
+        G_raw(torch.rand(4, 1, 32, 32))
+    assert all(torch.equal(v, before[k]) for k, v in G.state_dict().items())
+    assert not all(torch.equal(v, before[k]) for k, v in G_raw.state_dict().items())  # what a bare train() pass does
 
 
 def test_losses_are_the_papers():
