@@ -335,10 +335,13 @@ def load_images(name: str = "fashion_mnist", *, split: str = "train", device="cp
 SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
 
 
-def pad(x: torch.Tensor, size: int = 32) -> torch.Tensor:
-    """(B, C, h, w) images padded symmetrically with -1 (black, the background) to (B, C, size, size)."""
+def pad(x: torch.Tensor, size: int = 32, value: float = -1.0) -> torch.Tensor:
+    """(B, C, h, w) images padded symmetrically with ``value`` (-1: black, the background) to (B, C, size, size).
+    Padding rather than resizing keeps every pixel exact (lessons 09 and 12: Fashion-MNIST's 28 becomes 32)."""
     dh, dw = size - x.shape[-2], size - x.shape[-1]
-    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=-1.0)
+    if dh < 0 or dw < 0:
+        raise ValueError(f"cannot pad {tuple(x.shape[-2:])} images to {size}")
+    return torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=value)
 
 
 def edge_map(x: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed, losses, speed, train
+from . import data, distributed, losses, speed, train
 from .profiles import draw
 from .layers import MinibatchStd
 from .stylegan_layers import (EqualConv2d, EqualLinear, MappingNetwork, ModulatedConv, adain,  # noqa: F401 (adain)
@@ -82,15 +82,9 @@ class StyleGANConfig:
 
 
 def pad_images(x: torch.Tensor, size: int = 32, value: float = -1.0) -> torch.Tensor:
-    """Pad (B, C, H, W) images symmetrically to (B, C, size, size) with ``value`` (-1: black, the background).
-
-    Padding rather than resizing keeps every pixel exact: no interpolation blur, and the garment
-    keeps its size. StyleGAN's resolutions are powers of two, so Fashion-MNIST's 28 becomes 32.
-    """
-    dh, dw = size - x.shape[-2], size - x.shape[-1]
-    if dh < 0 or dw < 0:
-        raise ValueError(f"cannot pad {tuple(x.shape[-2:])} images to {size}")
-    return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=value)
+    """Pad (B, C, H, W) images symmetrically to (B, C, size, size) with ``value`` (-1: black, the background):
+    ``data.pad``. StyleGAN's resolutions are powers of two, so Fashion-MNIST's 28 becomes 32."""
+    return data.pad(x, size, value)
 
 
 def crop_images(x: torch.Tensor, size: int = 28) -> torch.Tensor:
